@@ -1,0 +1,1 @@
+"""HTTP: routes that translate requests into service calls, and errors into problem documents."""

@@ -1,0 +1,96 @@
+"""Dependencies, defined once: the services container and who is calling."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from scoreboard.api.problems import Problem, unauthenticated
+from scoreboard.auth.keys import SigningKey
+from scoreboard.auth.tokens import AccessTokens, InvalidToken
+from scoreboard.config import Settings
+from scoreboard.domain.model import Principal
+from scoreboard.leaderboard.base import Leaderboard
+from scoreboard.observability.metrics import Metrics
+from scoreboard.revocations.base import Revocations
+from scoreboard.services.accounts import AccountService
+from scoreboard.services.scores import ScoreService
+from scoreboard.store.base import Store
+
+ACCESS_COOKIE = "access_token"
+CSRF_COOKIE = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class Container:
+    """Everything a request may need, opened by the app's lifespan."""
+
+    settings: Settings
+    store: Store
+    board: Leaderboard
+    tokens: AccessTokens
+    signing_key: SigningKey
+    revocations: Revocations
+    accounts: AccountService
+    scores: ScoreService
+    metrics: Metrics
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+Services = Annotated[Container, Depends(get_container)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _token_from(request: Request) -> tuple[str | None, bool]:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise unauthenticated("the Authorization header must be 'Bearer <token>'")
+        return value.strip(), False
+    return request.cookies.get(ACCESS_COOKIE), True
+
+
+async def authenticate(request: Request) -> Principal:
+    """The verified caller: signature, pinned algorithm, exp, iss, aud, revocation, and CSRF for
+    cookie-authenticated writes."""
+    container = get_container(request)
+    token, from_cookie = _token_from(request)
+    if not token:
+        container.metrics.tokens_rejected.labels("missing").inc()
+        raise unauthenticated("no access token: send 'Authorization: Bearer <token>' or the cookie")
+    try:
+        principal = container.tokens.verify(token, time.time())
+    except InvalidToken as error:
+        container.metrics.tokens_rejected.labels(error.reason.split(":")[0]).inc()
+        raise
+    if await container.revocations.is_revoked(principal.token_id):
+        container.metrics.tokens_rejected.labels("revoked").inc()
+        raise unauthenticated("the access token was revoked")
+    if from_cookie and request.method not in _SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not principal.csrf or not hmac.compare_digest(sent, principal.csrf):
+            raise Problem(403, "csrf_failed", "a cookie-authenticated write needs the X-CSRF-Token header")
+    return principal
+
+
+async def authenticate_optional(request: Request) -> Principal | None:
+    has_token = request.headers.get("authorization") or request.cookies.get(ACCESS_COOKIE)
+    return await authenticate(request) if has_token else None
+
+
+Caller = Annotated[Principal, Depends(authenticate)]
+OptionalCaller = Annotated[Principal | None, Depends(authenticate_optional)]

@@ -1,0 +1,90 @@
+"""One pure-ASGI middleware for every request: request id, metrics and one structured log line."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from scoreboard.observability.logging import get_logger
+from scoreboard.observability.metrics import Metrics
+
+log = get_logger("scoreboard.http")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+SCORE_UPDATE_ROUTE = "/api/score/update"
+_UPDATE_OUTCOMES = {
+    200: "applied",
+    400: "invalid",
+    401: "unauthenticated",
+    403: "forbidden",
+    409: "duplicate",
+    413: "invalid",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+class RequestContext:
+    """Tags each HTTP request with an id (accepting a sane `X-Request-ID`), echoes it, times the
+    request, counts it by route template and logs it once."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._record(scope, status, time.perf_counter() - started)
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
+        route = _route_template(scope)
+        method = scope["method"]
+        self.metrics.http_requests.labels(method, route, str(status)).inc()
+        self.metrics.http_duration.labels(method, route).observe(elapsed)
+        if route == SCORE_UPDATE_ROUTE:
+            self.metrics.score_updates.labels(_UPDATE_OUTCOMES.get(status, "error")).inc()
+        log.info(
+            "http.request",
+            method=method,
+            route=route,
+            status=status,
+            duration_ms=round(elapsed * 1000, 3),
+        )
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            candidate = bytes(value).decode("latin-1")
+            if _SAFE_ID.match(candidate):
+                return candidate
+    return uuid.uuid4().hex
+
+
+def _route_template(scope: Scope) -> str:
+    route: Any = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"

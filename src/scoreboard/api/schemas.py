@@ -1,0 +1,114 @@
+"""Wire shapes of request and response bodies (msgspec), also the source of the OpenAPI schemas."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from scoreboard.api.bodies import Uuid
+
+Username = Annotated[str, msgspec.Meta(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
+Password = Annotated[str, msgspec.Meta(min_length=10, max_length=1024)]
+DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+ActionTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True):
+    """Request bodies: unknown fields are refused."""
+
+
+class RegisterRequest(Strict):
+    username: Username
+    password: Password
+    display_name: DisplayName | None = None
+
+
+class LoginRequest(Strict):
+    username: Annotated[str, msgspec.Meta(max_length=256)]
+    password: Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class RefreshRequest(Strict):
+    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+
+
+class ActionRequest(Strict):
+    type: ActionTypeName
+
+
+class ScoreUpdateRequest(Strict):
+    user_id: Uuid
+    action_id: Uuid
+
+
+class UserOut(msgspec.Struct):
+    user_id: str
+    username: str
+    display_name: str
+
+
+class TokenPairOut(msgspec.Struct):
+    access_token: str
+    token_type: str
+    expires_in: int
+    refresh_token: str
+    csrf_token: str
+
+
+class TicketOut(msgspec.Struct):
+    action_id: str
+    type: str
+    points: int
+    issued_at: str
+    expires_at: str
+
+
+class ScoreUpdatedOut(msgspec.Struct):
+    message: str
+    new_score: int
+    rank: int | None
+
+
+class EntryOut(msgspec.Struct):
+    rank: int
+    user_id: str
+    display_name: str
+    score: int
+
+
+class LeaderboardOut(msgspec.Struct):
+    epoch: int
+    seq: int
+    entries: list[EntryOut]
+
+
+class UserScoreOut(msgspec.Struct):
+    user_id: str
+    display_name: str
+    score: int
+    rank: int | None
+
+
+class ProblemOut(msgspec.Struct):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+SCHEMAS = (
+    RegisterRequest,
+    LoginRequest,
+    RefreshRequest,
+    ActionRequest,
+    ScoreUpdateRequest,
+    UserOut,
+    TokenPairOut,
+    TicketOut,
+    ScoreUpdatedOut,
+    LeaderboardOut,
+    UserScoreOut,
+    ProblemOut,
+)

@@ -1,0 +1,94 @@
+"""Action and score routes: the hot write path and the board reads, kept lean."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from scoreboard.api import openapi as doc
+from scoreboard.api.bodies import CANONICAL_UUID, read_json
+from scoreboard.api.deps import Caller, Services, authenticate, authenticate_optional
+from scoreboard.api.responses import json_response, raw_json
+from scoreboard.api.schemas import (
+    ActionRequest,
+    LeaderboardOut,
+    ScoreUpdatedOut,
+    ScoreUpdateRequest,
+    TicketOut,
+    UserScoreOut,
+)
+from scoreboard.domain.model import Principal
+
+router = APIRouter(tags=["scores"])
+SUCCESS = "Score updated successfully."
+
+
+async def viewer(request: Request) -> Principal | None:
+    """Anyone may read when PUBLIC_SCOREBOARD is true; otherwise a valid token is needed."""
+    if request.app.state.container.settings.public_scoreboard:
+        return await authenticate_optional(request)
+    return await authenticate(request)
+
+
+Viewer = Annotated[Principal | None, Depends(viewer)]
+
+
+@router.post(
+    "/api/actions",
+    status_code=201,
+    openapi_extra=doc.body(ActionRequest),
+    responses=doc.responses((201, TicketOut), 400, 401, 403, 429, 503),
+)
+async def request_action(request: Request, caller: Caller, services: Services) -> Response:
+    """Issue a ticket for one action of a configured type. Redeem its `action_id` through
+    `POST /api/score/update` once the action is completed, before `expires_at`."""
+    body = await read_json(request, ActionRequest, services.settings.max_body_bytes)
+    ticket = await services.scores.issue_action(caller, body.type)
+    return json_response(
+        TicketOut(
+            ticket.action_id,
+            ticket.type,
+            ticket.points,
+            ticket.issued_at.isoformat(),
+            ticket.expires_at.isoformat(),
+        ),
+        201,
+    )
+
+
+@router.post(
+    "/api/score/update",
+    openapi_extra=doc.body(ScoreUpdateRequest),
+    responses=doc.responses((200, ScoreUpdatedOut), 400, 401, 403, 409, 413, 429, 503),
+)
+async def update_score(request: Request, caller: Caller, services: Services) -> Response:
+    """Redeem a completed action: the user's score rises by its points exactly once. A repeated
+    `action_id` answers 409 `duplicate_action` with the current `score`."""
+    await services.scores.admit_update(caller)
+    body = await read_json(request, ScoreUpdateRequest, services.settings.max_body_bytes)
+    updated = await services.scores.update(caller, body.user_id, body.action_id)
+    return json_response(ScoreUpdatedOut(SUCCESS, updated.new_score, updated.rank))
+
+
+@router.get(
+    "/api/leaderboard",
+    responses=doc.responses((200, LeaderboardOut), 400, 401),
+)
+async def leaderboard(
+    _: Viewer, services: Services, limit: Annotated[int, Query(ge=1, le=100)] = 10
+) -> Response:
+    """The top `limit` users (1-100, default 10) with the board's `epoch` and `seq`."""
+    return raw_json(await services.scores.leaderboard_json(limit))
+
+
+@router.get(
+    "/api/users/{user_id}/score",
+    responses=doc.responses((200, UserScoreOut), 400, 401, 404),
+)
+async def user_score(
+    _: Viewer, services: Services, user_id: Annotated[str, Path(pattern=CANONICAL_UUID)]
+) -> Response:
+    """A user's score and rank (rank is null while the score is 0)."""
+    standing = await services.scores.standing(user_id)
+    return json_response(UserScoreOut(standing.user_id, standing.display_name, standing.score, standing.rank))

@@ -1,0 +1,153 @@
+"""The `scoreboard` command: serve, migrate, create-user (and more as the service grows)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import secrets
+import sys
+from collections.abc import Sequence
+
+import scoreboard
+from scoreboard.config import Settings, SettingsError
+
+DESCRIPTION = """\
+scoreboard keeps a live top-10 scoreboard honest and instant.
+
+With no settings it runs embedded: SQLite in ./scoreboard.db, in-memory cache and broker.
+Settings come from SCOREBOARD_* environment variables (see README.md)."""
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    if args.workers > 1 and (settings.redis_url is None or settings.database_url.startswith("sqlite")):
+        print(
+            "scoreboard: --workers > 1 needs shared state: set SCOREBOARD_DATABASE_URL to PostgreSQL"
+            " and SCOREBOARD_REDIS_URL; with the in-memory adapters each worker would keep its own"
+            " board.",
+            file=sys.stderr,
+        )
+        return 2
+    _migrate(settings, quiet=True)
+    print(f"scoreboard: serving on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
+    uvicorn.run(
+        "scoreboard.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+        proxy_headers=True,
+        ws_max_size=64 * 1024,
+    )
+    return 0
+
+
+def _migrate(settings: Settings, quiet: bool = False) -> int:
+    from scoreboard.app import open_store
+
+    applied = open_store(settings).migrate()
+    if not quiet or applied:
+        print("scoreboard: migrations applied: " + (", ".join(applied) if applied else "none pending"))
+    return 0
+
+
+def _create_user(args: argparse.Namespace, settings: Settings) -> int:
+    from scoreboard.domain.model import Role
+    from scoreboard.services.admin import create_user
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        generated = False
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name} (empty: generate one): ")
+        generated = not password
+    else:
+        password, generated = "", True
+    if generated:
+        password = secrets.token_urlsafe(18)
+    roles = [Role.USER] + ([Role.ADMIN] if args.admin else []) + ([Role.SERVICE] if args.service else [])
+    user = asyncio.run(create_user(settings, args.name, password, args.display_name, tuple(roles)))
+    print(f"created user {user.username} ({', '.join(user.roles)}) with id {user.user_id}")
+    if generated:
+        print(f"generated password: {password}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="scoreboard",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_argument("--version", action="version", version=f"scoreboard {scoreboard.__version__}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="apply migrations, then serve the HTTP API, WebSocket and page",
+        description="Apply pending migrations, then serve HTTP on HOST:PORT.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (default 1; more need PostgreSQL and Redis)",
+    )
+
+    commands.add_parser(
+        "migrate",
+        help="apply pending database migrations and exit",
+        description="Create or upgrade the schema of SCOREBOARD_DATABASE_URL; safe to run twice.",
+    )
+
+    create = commands.add_parser(
+        "create-user",
+        help="create an account (optionally admin or service) from the command line",
+        description="Create an account. The password is read from the terminal, from stdin with"
+        " --password-stdin, or generated and printed.",
+    )
+    create.add_argument("name", help="the username (3-32 of letters, digits, '_', '.', '-')")
+    create.add_argument("--display-name", default=None, help="shown on the board (default: NAME)")
+    create.add_argument("--admin", action="store_true", help="grant the admin role")
+    create.add_argument(
+        "--service",
+        action="store_true",
+        help="grant the service role (may redeem actions on users' behalf)",
+    )
+    create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"scoreboard: {error}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "serve":
+            return _serve(args, settings)
+        if args.command == "migrate":
+            return _migrate(settings)
+        if args.command == "create-user":
+            return _create_user(args, settings)
+    except Exception as error:  # a clear line, not a stack trace, for expected failures
+        from scoreboard.domain.errors import DomainError
+
+        if isinstance(error, DomainError | SettingsError | OSError):
+            print(f"scoreboard: {error}", file=sys.stderr)
+            return 1
+        raise
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

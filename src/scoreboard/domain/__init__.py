@@ -1,0 +1,1 @@
+"""The business rules: plain values in, plain values out. No I/O, no clock, no framework."""

@@ -1,0 +1,91 @@
+"""Plain values shared by every layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    USER = "user"
+    ADMIN = "admin"
+    SERVICE = "service"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    user_id: str
+    username: str
+    display_name: str
+    roles: tuple[Role, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    user: User
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as proven by a verified access token."""
+
+    user_id: str
+    roles: frozenset[str]
+    token_id: str
+    session_id: str
+    expires_at: int
+    csrf: str = ""
+
+    def may_act_for(self, user_id: str) -> bool:
+        return user_id == self.user_id or bool(self.roles & {Role.SERVICE, Role.ADMIN})
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """An issued action: the right to earn `points` once, within a time window."""
+
+    action_id: str
+    user_id: str
+    type: str
+    points: int
+    issued_at: datetime
+    expires_at: datetime
+    redeemed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreEntry:
+    """A user's standing: their score and when they reached it (the tie-break)."""
+
+    user_id: str
+    display_name: str
+    score: int
+    reached_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Redeemed:
+    """A committed redemption: the user's new score and the event the outbox will replay."""
+
+    entry: ScoreEntry
+    points: int
+    event_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RankedEntry:
+    rank: int
+    user_id: str
+    display_name: str
+    score: int
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    """The top of the leaderboard at one point in its history."""
+
+    epoch: int
+    seq: int
+    entries: tuple[RankedEntry, ...]

@@ -1,0 +1,1 @@
+"""The Leaderboard port (the ranked cache with epoch and seq) and its adapters: memory and Redis."""

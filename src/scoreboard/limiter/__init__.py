@@ -1,0 +1,1 @@
+"""The RateLimiter port and its adapters (memory, Redis), both built on the `limits` library."""

@@ -1,0 +1,1 @@
+"""Metrics and structured logs: every metric and log setup lives here."""

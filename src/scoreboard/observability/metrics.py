@@ -1,0 +1,103 @@
+"""Every Prometheus metric of the service, declared once, named `scoreboard_<noun>_<unit>`.
+
+Each app gets its own registry so that two apps in one process (tests) never collide.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+        self.http_requests = Counter(
+            "scoreboard_http_requests_total",
+            "HTTP requests answered, by route template and status.",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.http_duration = Histogram(
+            "scoreboard_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.score_updates = Counter(
+            "scoreboard_score_updates_total",
+            "Score update attempts by outcome: applied, duplicate (409), forbidden, rate_limited,"
+            " invalid, unauthenticated, unavailable, error.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.points_awarded = Counter(
+            "scoreboard_points_awarded_total", "Points added to scores.", registry=registry
+        )
+        self.top_changes = Counter(
+            "scoreboard_top_changes_total",
+            "Top-10 changes published (each took a new seq).",
+            registry=registry,
+        )
+        self.actions_issued = Counter(
+            "scoreboard_actions_issued_total",
+            "Action tickets issued, by type.",
+            ["type"],
+            registry=registry,
+        )
+        self.logins = Counter(
+            "scoreboard_logins_total", "Login attempts by outcome.", ["outcome"], registry=registry
+        )
+        self.tokens_rejected = Counter(
+            "scoreboard_tokens_rejected_total",
+            "Access tokens refused, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.rate_limited = Counter(
+            "scoreboard_rate_limited_total",
+            "Requests refused by a rate limit, by limit name.",
+            ["limit"],
+            registry=registry,
+        )
+        self.cache_apply_errors = Counter(
+            "scoreboard_cache_apply_errors_total",
+            "Committed score events the cache could not apply at once (the outbox relay retries).",
+            registry=registry,
+        )
+        self.cache_rebuilds = Counter(
+            "scoreboard_cache_rebuilds_total",
+            "Leaderboard cache rebuilds from the Store.",
+            registry=registry,
+        )
+        self.outbox_backlog = Gauge(
+            "scoreboard_outbox_backlog_events",
+            "Committed events not yet marked published.",
+            registry=registry,
+        )
+        self.store_batch_size = Histogram(
+            "scoreboard_store_commit_batch_writes",
+            "Writes that shared one database commit.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

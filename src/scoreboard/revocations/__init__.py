@@ -1,0 +1,1 @@
+"""The Revocations port (revoked access-token ids) and its adapters: memory and Redis."""

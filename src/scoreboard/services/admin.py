@@ -1,0 +1,22 @@
+"""Operator tasks run outside the server (the CLI): they open the Store briefly and close it."""
+
+from __future__ import annotations
+
+from scoreboard.app import build_container
+from scoreboard.config import Settings
+from scoreboard.domain.model import Role, User
+
+
+async def create_user(
+    settings: Settings,
+    username: str,
+    password: str,
+    display_name: str | None,
+    roles: tuple[Role, ...],
+) -> User:
+    container = build_container(settings)
+    await container.store.open()
+    try:
+        return await container.accounts.register(username, password, display_name, "cli", roles)
+    finally:
+        await container.store.close()

@@ -1,0 +1,61 @@
+"""The named rate limits of the service, and turning a refusal into a RateLimited error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from limits import RateLimitItemPerHour
+
+from scoreboard.config import Settings
+from scoreboard.domain.errors import RateLimited
+from scoreboard.limiter.base import RateLimiter, Rules, Verdict
+from scoreboard.observability.metrics import Metrics
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSet:
+    score_updates: Rules
+    login: Rules
+    register: Rules
+    actions: Rules
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LimitSet:
+        return cls(
+            score_updates=Rules.parse("score_updates", settings.rate_limit_score_updates),
+            login=Rules.parse("login", settings.rate_limit_login),
+            register=Rules.parse("register", settings.rate_limit_register),
+            actions=Rules.parse("actions", settings.rate_limit_actions),
+        )
+
+
+def quota_rules(action_type: str, per_hour: int) -> Rules:
+    return Rules(f"quota:{action_type}", (RateLimitItemPerHour(per_hour),))
+
+
+class Throttle:
+    """Applies named rules through the RateLimiter port and counts refusals."""
+
+    def __init__(self, limiter: RateLimiter, metrics: Metrics) -> None:
+        self._limiter = limiter
+        self._metrics = metrics
+
+    async def hit(self, rules: Rules, key: str) -> None:
+        if rules.enabled:
+            self._refuse_unless(rules, await self._limiter.hit(rules, key))
+
+    async def peek(self, rules: Rules, key: str) -> None:
+        if rules.enabled:
+            self._refuse_unless(rules, await self._limiter.peek(rules, key))
+
+    async def count(self, rules: Rules, key: str) -> None:
+        """Record an attempt without refusing this one (failed logins count toward the next)."""
+        if rules.enabled:
+            await self._limiter.hit(rules, key)
+
+    def _refuse_unless(self, rules: Rules, verdict: Verdict) -> None:
+        if verdict.allowed:
+            return
+        self._metrics.rate_limited.labels(rules.name).inc()
+        what = rules.name.replace("_", " ")
+        raise RateLimited(what, verdict.reset_seconds, verdict.limit, verdict.remaining, rules.policy)

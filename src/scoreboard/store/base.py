@@ -1,0 +1,120 @@
+"""The Store: the durable truth about users, tickets, scores and the outbox.
+
+Adapters: `sqlite` (the embedded default) and `postgres`. Every adapter passes the same contract
+suite (tests/contract/test_store.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from scoreboard.domain.model import Credentials, Redeemed, ScoreEntry, Ticket, User
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRecord:
+    token_hash: str
+    family_id: str
+    user_id: str
+    expires_at: datetime
+    spent: bool
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RedeemRequest:
+    """One redemption to decide: under the open policy `open_points` is set and no ticket is needed."""
+
+    user_id: str
+    action_id: str
+    now: datetime
+    min_seconds_by_type: dict[str, int]
+    open_points: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    event_id: int
+    entry: ScoreEntry
+    created_at: datetime
+
+
+class Accounts(Protocol):
+    """Users, their credentials and their refresh-token families."""
+
+    async def create_user(self, user: User, password_hash: str, now: datetime) -> None:
+        """Insert a user and their zero score. Raises UsernameTaken when the name's folded form
+        (case and unicode normalisation) is already used."""
+
+    async def credentials(self, username: str) -> Credentials | None:
+        """The user and password hash for a username (matched on its folded form)."""
+
+    async def user(self, user_id: str) -> User | None:
+        """The user with this id, or None."""
+
+    async def update_password_hash(self, user_id: str, password_hash: str) -> None:
+        """Replace a password hash (rehash on login when the hashing cost changed)."""
+
+    async def save_refresh(self, record: RefreshRecord) -> None:
+        """Store a new, unspent refresh token of a family."""
+
+    async def spend_refresh(self, token_hash: str, now: datetime) -> RefreshRecord | None:
+        """Atomically mark a refresh token spent and return it as it was before. Spending an already
+        spent token revokes its whole family (reuse detection) and returns it with `spent=True`."""
+
+    async def revoke_family(self, family_id: str) -> None:
+        """Revoke every refresh token of a family (logout)."""
+
+
+class Ledger(Protocol):
+    """Tickets, scores and the outbox. Redemption is exactly-once: the action's unique key decides."""
+
+    async def save_ticket(self, ticket: Ticket) -> None:
+        """Record an issued, unredeemed ticket."""
+
+    async def redeem(self, request: RedeemRequest) -> Redeemed:
+        """In ONE transaction: mark the action processed, add its points, append an outbox event.
+
+        Raises DuplicateAction (with the current score) when the action was processed already,
+        ActionNotPermitted when the ticket is not this user's / expired / too soon / the user is
+        unknown, ScoreOverflow, or StoreUnavailable with nothing applied. Only success uses up the ticket."""
+
+    async def score_of(self, user_id: str) -> ScoreEntry | None:
+        """A user's score and when it was reached; None for an unknown user."""
+
+    async def top(self, limit: int) -> list[ScoreEntry]:
+        """The best `limit` users with a positive score, in board order (used to build caches)."""
+
+    async def all_scores(self) -> list[ScoreEntry]:
+        """Every positive score, for rebuilding the leaderboard cache."""
+
+    async def rank_of(self, user_id: str) -> int | None:
+        """The user's 1-based rank in board order, None when their score is 0 or they are unknown."""
+
+
+class Outbox(Protocol):
+    """Committed score events waiting to be applied to the cache and broker (at-least-once)."""
+
+    async def pending_events(self, older_than: datetime, limit: int) -> list[OutboxEvent]:
+        """Unpublished events committed before `older_than`, oldest first."""
+
+    async def mark_published(self, event_ids: list[int]) -> None:
+        """Mark events applied; idempotent."""
+
+
+class Store(Accounts, Ledger, Outbox, Protocol):
+    """The whole truth, as one adapter implements it."""
+
+    def migrate(self) -> list[str]:
+        """Apply pending schema migrations (blocking); the names applied."""
+
+    async def open(self) -> None:
+        """Apply migrations and start serving."""
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable when the database does not answer."""
+
+    async def close(self) -> None:
+        """Finish pending work and release connections."""

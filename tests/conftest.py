@@ -1,0 +1,116 @@
+"""Shared fixtures: an app on a private SQLite file, an HTTP client, and ready-made accounts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from scoreboard.app import create_app
+from scoreboard.config import Settings
+
+PASSWORD = "correct horse battery staple"
+TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Embedded settings on a private database, rate limits off unless a test turns them on."""
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'scoreboard.db'}",
+        jwt_secret=TEST_SECRET,
+        rate_limit_score_updates="off",
+        rate_limit_login="off",
+        rate_limit_register="off",
+        rate_limit_actions="off",
+        log_format="json",
+    )
+
+
+@dataclass
+class Api:
+    """A client for one running app, with helpers for the common flows."""
+
+    app: FastAPI
+    http: httpx.AsyncClient
+
+    async def register(self, username: str | None = None, **extra: Any) -> dict[str, Any]:
+        username = username or f"u{uuid.uuid4().hex[:12]}"
+        response = await self.http.post(
+            "/api/auth/register", json={"username": username, "password": PASSWORD, **extra}
+        )
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    async def login(self, username: str, password: str = PASSWORD) -> dict[str, Any]:
+        response = await self.http.post("/api/auth/login", json={"username": username, "password": password})
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def user(self, username: str | None = None) -> User:
+        account = await self.register(username)
+        tokens = await self.login(account["username"])
+        self.http.cookies.clear()  # tests choose bearer or cookie explicitly
+        return User(account["user_id"], account["username"], tokens["access_token"], tokens)
+
+    async def ticket(self, user: User, kind: str = "default") -> str:
+        response = await self.http.post("/api/actions", json={"type": kind}, headers=user.auth)
+        assert response.status_code == 201, response.text
+        return str(response.json()["action_id"])
+
+    async def update(self, user: User, action_id: str, user_id: str | None = None) -> httpx.Response:
+        body = {"user_id": user_id or user.user_id, "action_id": action_id}
+        return await self.http.post("/api/score/update", json=body, headers=user.auth)
+
+    async def earn(self, user: User, times: int = 1) -> int:
+        """Complete `times` actions for `user`; the final score."""
+        score = 0
+        for _ in range(times):
+            response = await self.update(user, await self.ticket(user))
+            assert response.status_code == 200, response.text
+            score = int(response.json()["new_score"])
+        return score
+
+
+@dataclass
+class User:
+    user_id: str
+    username: str
+    token: str
+    tokens: dict[str, Any]
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+async def make_api() -> AsyncIterator[Callable[..., Any]]:
+    """Start apps with given settings (running their lifespan); all are stopped at the end."""
+    stack: list[Any] = []
+
+    async def start(settings: Settings, **overrides: Any) -> Api:
+        app = create_app(replace(settings, **overrides))
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+        stack.append((lifespan, client))
+        return Api(app, client)
+
+    yield start
+    for lifespan, client in reversed(stack):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def api(make_api: Callable[..., Any], settings: Settings) -> Api:
+    result: Api = await make_api(settings)
+    return result
