@@ -16,13 +16,19 @@ from scoreboard.api.middleware import RequestContext
 from scoreboard.auth.keys import SigningKey, asymmetric_key, load_or_create_secret, symmetric_key
 from scoreboard.auth.passwords import Passwords
 from scoreboard.auth.tokens import AccessTokens
+from scoreboard.broker.base import Broker
+from scoreboard.broker.memory import MemoryBroker
 from scoreboard.config import Settings
+from scoreboard.domain.model import Board
 from scoreboard.leaderboard.base import Leaderboard
 from scoreboard.leaderboard.memory import MemoryLeaderboard
 from scoreboard.limiter.base import RateLimiter
 from scoreboard.limiter.memory import MemoryRateLimiter
 from scoreboard.observability.logging import configure_logging, get_logger
 from scoreboard.observability.metrics import Metrics
+from scoreboard.realtime import sse, websocket
+from scoreboard.realtime.hub import Hub
+from scoreboard.realtime.messages import encode_update
 from scoreboard.revocations.base import Revocations
 from scoreboard.revocations.memory import MemoryRevocations
 from scoreboard.services.accounts import AccountService
@@ -32,6 +38,7 @@ from scoreboard.services.outbox import OutboxRelay, running
 from scoreboard.services.scores import ScoreService
 from scoreboard.store.base import Store
 from scoreboard.store.sqlite import SqliteStore
+from scoreboard.web import routes as web_routes
 
 log = get_logger("scoreboard.app")
 
@@ -57,6 +64,12 @@ def open_cache(settings: Settings) -> tuple[Leaderboard, RateLimiter, Revocation
     if settings.redis_url:
         raise NotImplementedError("the Redis adapters arrive with the production backends")
     return MemoryLeaderboard(), MemoryRateLimiter(), MemoryRevocations()
+
+
+def open_broker(settings: Settings) -> Broker:
+    if settings.broker_url or settings.redis_url:
+        raise NotImplementedError("the Redis and RabbitMQ brokers arrive with the production backends")
+    return MemoryBroker()
 
 
 def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
@@ -88,7 +101,13 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
         clock,
         metrics,
     )
-    return Container(settings, store, board, tokens, key, revocations, accounts, scores, metrics)
+    broker = open_broker(settings)
+
+    async def publish(changed: Board) -> None:
+        await broker.publish(encode_update(changed))
+
+    scores.publish = publish
+    return Container(settings, store, board, broker, tokens, key, revocations, accounts, scores, metrics)
 
 
 def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> FastAPI:
@@ -96,6 +115,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     settings = settings or Settings.from_env()
     configure_logging(settings.log_format, settings.log_level)
     container = build_container(settings, clock)
+    hub = Hub(container.metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -105,6 +125,8 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
             board = await container.board.rebuild(await container.store.all_scores())
             await relay.drain_all()
             container.metrics.cache_rebuilds.inc()
+            hub.reset(board)
+            await container.broker.subscribe(hub.on_message)
             log.info(
                 "app.started",
                 database=_redacted(settings.database_url),
@@ -114,6 +136,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
             async with running(relay):
                 yield
         finally:
+            await container.broker.close()
             await container.store.close()
             log.info("app.stopped")
 
@@ -124,9 +147,18 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
         lifespan=lifespan,
     )
     app.state.container = container
+    app.state.hub = hub
     problems.install(app)
     api_openapi.install(app)
-    for router in (auth_routes.router, score_routes.router, ops_routes.router):
+    routers = (
+        auth_routes.router,
+        score_routes.router,
+        sse.router,
+        websocket.router,
+        ops_routes.router,
+        web_routes.router,
+    )
+    for router in routers:
         app.include_router(router)
     app.add_middleware(RequestContext, metrics=container.metrics)
     return app

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from scoreboard.api.problems import Problem, unauthenticated
 from scoreboard.auth.keys import SigningKey
 from scoreboard.auth.tokens import AccessTokens, InvalidToken
+from scoreboard.broker.base import Broker
 from scoreboard.config import Settings
 from scoreboard.domain.model import Principal
 from scoreboard.leaderboard.base import Leaderboard
@@ -34,6 +35,7 @@ class Container:
     settings: Settings
     store: Store
     board: Leaderboard
+    broker: Broker
     tokens: AccessTokens
     signing_key: SigningKey
     revocations: Revocations

@@ -21,8 +21,12 @@ async def healthz() -> Response:
 
 @router.get("/readyz", responses={503: {"description": "a configured backend does not answer"}})
 async def readyz(services: Services) -> Response:
-    """Whether the database and cache this instance is configured with answer, each by name."""
-    checks = {"database": services.store.ping(), "cache": services.board.ping()}
+    """Whether the database, cache and broker this instance is configured with answer, each by name."""
+    checks = {
+        "database": services.store.ping(),
+        "cache": services.board.ping(),
+        "broker": services.broker.ping(),
+    }
     report: dict[str, str] = {}
     for name, check in checks.items():
         try:

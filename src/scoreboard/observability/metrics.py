@@ -99,5 +99,37 @@ class Metrics:
             registry=registry,
         )
 
+        self.connections = Gauge(
+            "scoreboard_realtime_connections",
+            "Open real-time connections, by transport (ws, sse).",
+            ["transport"],
+            registry=registry,
+        )
+        self.messages_sent = Counter(
+            "scoreboard_realtime_messages_sent_total",
+            "Frames written to real-time clients.",
+            ["transport"],
+            registry=registry,
+        )
+        self.slow_clients = Counter(
+            "scoreboard_realtime_slow_clients_total",
+            "Clients that fell behind: conflated (sent the latest snapshot instead of the backlog) or"
+            " dropped (disconnected).",
+            ["transport", "action"],
+            registry=registry,
+        )
+        self.broadcast_seconds = Histogram(
+            "scoreboard_broadcast_duration_seconds",
+            "From a board change reaching this instance to its last local subscriber's send.",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.client_errors = Counter(
+            "scoreboard_realtime_client_errors_total",
+            "Bad client messages, by error code.",
+            ["code"],
+            registry=registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,0 +1,184 @@
+"""The hub: this process's one view of the board stream, fanned out to local subscribers.
+
+The broker delivers each `update` once per process; the hub keeps the latest board and a bounded
+history for `since` replay, and offers the already-encoded frame to every subscriber's mailbox.
+Offering never awaits, so one slow client can never stall the others: a full mailbox is conflated
+(its backlog is dropped and the client gets the latest snapshot next — latest state wins).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from scoreboard.domain.model import Board
+from scoreboard.observability.metrics import Metrics
+from scoreboard.realtime.messages import decode_update, encode_snapshot
+
+HISTORY = 1000
+MAILBOX = 32
+
+
+@dataclass(eq=False, slots=True)
+class Frame:
+    """One message, encoded once for each transport."""
+
+    epoch: int
+    seq: int
+    text: str
+    sse: bytes
+    on_done: Broadcast | None = None
+
+    @classmethod
+    def of(cls, epoch: int, seq: int, body: bytes) -> Frame:
+        sse = b"id: %d:%d\ndata: %s\n\n" % (epoch, seq, body)
+        return cls(epoch, seq, body.decode(), sse)
+
+    def delivered(self) -> None:
+        if self.on_done is not None:
+            self.on_done.delivered()
+
+
+@dataclass(eq=False, slots=True)
+class Broadcast:
+    """Counts a frame's local deliveries to time publish → last local send."""
+
+    metrics: Metrics
+    started: float
+    pending: int
+
+    def delivered(self) -> None:
+        self.pending -= 1
+        if self.pending == 0:
+            self.metrics.broadcast_seconds.observe(time.perf_counter() - self.started)
+
+
+@dataclass(eq=False)
+class Mailbox:
+    """A subscriber's bounded queue of frames, read by its transport's writer."""
+
+    hub: Hub
+    transport: str
+    capacity: int = MAILBOX
+    frames: deque[Frame] = field(default_factory=deque)
+    lagging: bool = False
+    closed: bool = False
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, frame: Frame) -> None:
+        """Queue `frame`; never blocks. A full mailbox is conflated to the latest snapshot."""
+        if len(self.frames) >= self.capacity:
+            for dropped in self.frames:
+                dropped.delivered()
+            self.frames.clear()
+            frame.delivered()
+            self.lagging = True
+            self.hub.metrics.slow_clients.labels(self.transport, "conflated").inc()
+        else:
+            self.frames.append(frame)
+        self._wake.set()
+
+    def say(self, text: str) -> None:
+        """Queue a frame addressed to this client alone (errors)."""
+        self.frames.append(Frame(0, 0, text, b""))
+        self._wake.set()
+
+    async def next(self, idle_seconds: float | None = None) -> Frame | None:
+        """The next frame to send; None after `idle_seconds` without one, or once closed."""
+        while not self.frames and not self.lagging:
+            if self.closed:
+                return None
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), idle_seconds)
+            except TimeoutError:
+                return None
+        if self.lagging:
+            self.lagging = False
+            return self.hub.snapshot()
+        return self.frames.popleft()
+
+    def close(self) -> None:
+        self.closed = True
+        for frame in self.frames:
+            frame.delivered()
+        self.frames.clear()
+        self._wake.set()
+
+
+class Hub:
+    def __init__(self, metrics: Metrics, history: int = HISTORY) -> None:
+        self.metrics = metrics
+        self._board = Board(0, 0, ())
+        self._history: deque[Frame] = deque(maxlen=history)
+        self._snapshot: Frame | None = None
+        self._subscribers: set[Mailbox] = set()
+
+    @property
+    def board(self) -> Board:
+        return self._board
+
+    def reset(self, board: Board) -> None:
+        """Start from `board` (a rebuild or a fresh start): history is gone, everyone re-snapshots."""
+        self._board, self._snapshot = board, None
+        self._history.clear()
+        for mailbox in self._subscribers:
+            mailbox.lagging = True
+            mailbox._wake.set()
+
+    def on_message(self, message: bytes) -> None:
+        """The broker's callback: one published `update`, decoded once, offered to everyone."""
+        board = decode_update(message)
+        current = self._board
+        if board.epoch == current.epoch and board.seq <= current.seq:
+            return  # a repeat or a late arrival: already reflected
+        if board.epoch != current.epoch or board.seq != current.seq + 1:
+            self._history.clear()  # a gap or a new epoch: history cannot bridge it
+        frame = Frame.of(board.epoch, board.seq, message)
+        self._board, self._snapshot = board, None
+        self._history.append(frame)
+        self._fan_out(frame)
+
+    def _fan_out(self, frame: Frame) -> None:
+        if not self._subscribers:
+            return
+        frame.on_done = Broadcast(self.metrics, time.perf_counter(), len(self._subscribers))
+        for mailbox in self._subscribers:
+            mailbox.offer(frame)
+
+    def snapshot(self) -> Frame:
+        if self._snapshot is None:
+            board = self._board
+            self._snapshot = Frame.of(board.epoch, board.seq, encode_snapshot(board))
+        return self._snapshot
+
+    def subscribe(self, mailbox: Mailbox, since: tuple[int, int] | None = None) -> None:
+        """Add `mailbox`, first queueing the missed updates after `since` if history has them all,
+        else a snapshot."""
+        missed = self.replay(since) if since is not None else None
+        if missed is None:
+            mailbox.offer(self.snapshot())
+        else:
+            for frame in missed:
+                mailbox.offer(frame)
+        self._subscribers.add(mailbox)
+
+    def unsubscribe(self, mailbox: Mailbox) -> None:
+        self._subscribers.discard(mailbox)
+
+    def replay(self, since: tuple[int, int]) -> list[Frame] | None:
+        """The frames after `since`, or None when history cannot serve it completely."""
+        epoch, seq = since
+        if epoch != self._board.epoch or seq > self._board.seq:
+            return None
+        if seq == self._board.seq:
+            return []
+        if not self._history or self._history[0].seq > seq + 1:
+            return None
+        return [frame for frame in self._history if frame.seq > seq]
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)

@@ -1,0 +1,115 @@
+"""`GET /ws`: subscribe to the live board over a WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from scoreboard.api.deps import Container
+from scoreboard.realtime.access import origin_allowed, viewer
+from scoreboard.realtime.hub import Hub, Mailbox
+from scoreboard.realtime.messages import BadClientMessage, decode_client, encode_error
+
+router = APIRouter()
+
+MAX_MESSAGE_BYTES = 4096
+SEND_TIMEOUT_SECONDS = 10.0
+FLOOD_MESSAGES, FLOOD_WINDOW_SECONDS = 30, 10.0
+POLICY_VIOLATION, TRY_AGAIN_LATER = 1008, 1013
+
+
+class FloodGuard:
+    """Counts a client's messages in a fixed window; too many means abuse."""
+
+    def __init__(self) -> None:
+        self._window_start, self._count = time.monotonic(), 0
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        if now - self._window_start > FLOOD_WINDOW_SECONDS:
+            self._window_start, self._count = now, 0
+        self._count += 1
+        return self._count <= FLOOD_MESSAGES
+
+
+@router.websocket("/ws")
+async def live(websocket: WebSocket) -> None:
+    """Live board: send `{"type":"subscribe","channel":"scoreboard_updates"}`, receive a snapshot
+    (or the missed updates after `since`) and then every change of the top 10."""
+    container: Container = websocket.app.state.container
+    hub: Hub = websocket.app.state.hub
+    if not origin_allowed(websocket.headers, container.settings.allowed_origins):
+        await websocket.close(POLICY_VIOLATION, "origin not allowed")
+        return
+    principal = await viewer(websocket.headers, websocket.cookies, container)
+    if principal is None and not container.settings.public_scoreboard:
+        await websocket.close(POLICY_VIOLATION, "authentication required")
+        return
+    await websocket.accept()
+    mailbox = Mailbox(hub, "ws")
+    metrics = container.metrics
+    metrics.connections.labels("ws").inc()
+    writer = asyncio.create_task(_write(websocket, mailbox))
+    try:
+        await _read(websocket, hub, mailbox)
+    finally:
+        hub.unsubscribe(mailbox)
+        mailbox.close()
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await writer
+        metrics.connections.labels("ws").dec()
+
+
+async def _read(websocket: WebSocket, hub: Hub, mailbox: Mailbox) -> None:
+    flood = FloodGuard()
+    metrics = hub.metrics
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if not flood.allow():
+            metrics.slow_clients.labels("ws", "flooding").inc()
+            await websocket.close(POLICY_VIOLATION, "too many messages")
+            return
+        data = message.get("text") or message.get("bytes") or b""
+        if len(data) > MAX_MESSAGE_BYTES:
+            _refuse(mailbox, "message_too_large", f"messages are limited to {MAX_MESSAGE_BYTES} bytes")
+            continue
+        try:
+            request = decode_client(data)
+        except BadClientMessage as error:
+            _refuse(mailbox, error.code, error.detail)
+            continue
+        hub.unsubscribe(mailbox)
+        if request.type == "subscribe":
+            since = (request.since.epoch, request.since.seq) if request.since else None
+            hub.subscribe(mailbox, since)
+
+
+def _refuse(mailbox: Mailbox, code: str, detail: str) -> None:
+    mailbox.hub.metrics.client_errors.labels(code).inc()
+    mailbox.say(encode_error(code, detail))
+
+
+async def _write(websocket: WebSocket, mailbox: Mailbox) -> None:
+    """The connection's only writer: drains the mailbox; a client that cannot take a frame within
+    the timeout is dropped so it never holds memory or the loop."""
+    sent = mailbox.hub.metrics.messages_sent.labels("ws")
+    while (frame := await mailbox.next()) is not None:
+        try:
+            await asyncio.wait_for(websocket.send_text(frame.text), SEND_TIMEOUT_SECONDS)
+        except TimeoutError:
+            mailbox.hub.metrics.slow_clients.labels("ws", "dropped").inc()
+            with contextlib.suppress(Exception):
+                await websocket.close(TRY_AGAIN_LATER, "too slow")
+            return
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return
+        finally:
+            frame.delivered()
+        sent.inc()

@@ -1,0 +1,1 @@
+"""The live scoreboard page: static files, no build step."""
