@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import secrets
 import sys
@@ -78,6 +79,15 @@ def _create_user(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from scoreboard.demo import DemoOptions, run_demo
+
+    options = DemoOptions(args.host, args.port, args.players, args.pace, args.duration)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo(settings, options))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="scoreboard",
@@ -122,6 +132,22 @@ def parser() -> argparse.ArgumentParser:
         help="grant the service role (may redeem actions on users' behalf)",
     )
     create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    demo = commands.add_parser(
+        "demo",
+        help="serve and drive simulated players so the board moves by itself",
+        description="Serve the app and let simulated players register, take action tickets and"
+        " redeem them through the real HTTP API. Uses a throwaway database unless"
+        " SCOREBOARD_DATABASE_URL is set.",
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    demo.add_argument("--players", type=int, default=12, help="simulated players (default 12)")
+    demo.add_argument(
+        "--pace", type=float, default=1.5, help="average seconds between one player's actions (default 1.5)"
+    )
+    demo.add_argument(
+        "--duration", type=float, default=0.0, help="stop after this many seconds (default 0: until Ctrl-C)"
+    )
     return top
 
 
@@ -139,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _migrate(settings)
         if args.command == "create-user":
             return _create_user(args, settings)
+        if args.command == "demo":
+            return _demo(args, settings)
     except Exception as error:  # a clear line, not a stack trace, for expected failures
         from scoreboard.domain.errors import DomainError
 

@@ -50,6 +50,9 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    # Client libraries log every request at INFO; that is our access log's job.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(numeric, logging.WARNING))
 
 
 def get_logger(name: str) -> Any:

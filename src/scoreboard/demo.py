@@ -1,0 +1,139 @@
+"""`scoreboard demo`: serve, and drive simulated players through the real HTTP API so the board moves."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import random
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass, replace
+
+import httpx
+import uvicorn
+
+from scoreboard.app import create_app
+from scoreboard.config import Settings
+
+NAMES = (
+    "ada",
+    "grace",
+    "alan",
+    "edsger",
+    "barbara",
+    "ken",
+    "margaret",
+    "linus",
+    "donald",
+    "frances",
+    "john",
+    "radia",
+    "guido",
+    "hedy",
+    "dennis",
+    "katherine",
+    "tim",
+    "sophie",
+    "niklaus",
+    "leslie",
+)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    players: int = 12
+    pace: float = 1.5
+    duration: float = 0.0
+
+
+def demo_settings(settings: Settings) -> tuple[Settings, str | None]:
+    """The demo's settings: a throwaway database unless one was configured, and room to register
+    every simulated player from one address."""
+    scratch = None
+    if "SCOREBOARD_DATABASE_URL" not in os.environ:
+        scratch = tempfile.mkdtemp(prefix="scoreboard-demo-")
+        settings = replace(settings, database_url=f"sqlite:///{scratch}/scoreboard.db")
+    return replace(settings, rate_limit_register="off", log_level="warning"), scratch
+
+
+async def run_demo(settings: Settings, options: DemoOptions) -> None:
+    settings, scratch = demo_settings(settings)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=options.host, port=options.port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            await serving  # raises the bind error, for instance
+            return
+        await asyncio.sleep(0.05)
+    base = f"http://{options.host}:{options.port}"
+    print(
+        f"scoreboard demo: open {base}/ (try two tabs) — {options.players} players, one action every"
+        f" ~{options.pace}s each" + (f", for {options.duration:g}s" if options.duration else "; Ctrl-C stops")
+    )
+    if scratch:
+        print(f"scoreboard demo: throwaway database in {scratch}")
+    try:
+        await _play(base, options)
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def _play(base: str, options: DemoOptions) -> None:
+    deadline = time.monotonic() + options.duration if options.duration else None
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        players = [await _join(client, i) for i in range(options.players)]
+        tasks = [asyncio.create_task(_player(client, p, options.pace, deadline)) for p in players]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclass
+class Player:
+    user_id: str
+    name: str
+    headers: dict[str, str]
+    skill: float
+
+
+async def _join(client: httpx.AsyncClient, index: int) -> Player:
+    name = f"{NAMES[index % len(NAMES)]}-{secrets.token_hex(2)}"
+    password = secrets.token_urlsafe(16)
+    display = name.split("-")[0].capitalize()
+    registered = await client.post(
+        "/api/auth/register", json={"username": name, "password": password, "display_name": display}
+    )
+    registered.raise_for_status()
+    login = await client.post("/api/auth/login", json={"username": name, "password": password})
+    login.raise_for_status()
+    token = login.json()["access_token"]
+    client.cookies.clear()
+    return Player(_subject(token), name, {"Authorization": f"Bearer {token}"}, random.uniform(0.5, 2.0))
+
+
+def _subject(token: str) -> str:
+    payload = token.split(".")[1]
+    return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"])
+
+
+async def _player(client: httpx.AsyncClient, player: Player, pace: float, deadline: float | None) -> None:
+    while deadline is None or time.monotonic() < deadline:
+        await asyncio.sleep(random.expovariate(player.skill / pace))
+        ticket = await client.post("/api/actions", json={"type": "default"}, headers=player.headers)
+        if ticket.status_code != 201:
+            continue
+        body = {"user_id": player.user_id, "action_id": ticket.json()["action_id"]}
+        await client.post("/api/score/update", json=body, headers=player.headers)
