@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from fastapi import FastAPI
 
 from scoreboard.app import create_app
 from scoreboard.config import Settings
+from scoreboard.services.clock import Clock, utc_now
 
 PASSWORD = "correct horse battery staple"
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -90,13 +92,29 @@ class User:
         return {"Authorization": f"Bearer {self.token}"}
 
 
+class ManualClock:
+    """A clock that stands still until a test moves it; starts at the real time so that tokens
+    issued before the first `advance` still verify against the wall clock."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
 @pytest.fixture
 async def make_api() -> AsyncIterator[Callable[..., Any]]:
-    """Start apps with given settings (running their lifespan); all are stopped at the end."""
+    """Start apps with given settings (running their lifespan); all are stopped at the end.
+
+    `clock` replaces the app's clock (e.g. a ManualClock); every other keyword overrides a setting."""
     stack: list[Any] = []
 
-    async def start(settings: Settings, **overrides: Any) -> Api:
-        app = create_app(replace(settings, **overrides))
+    async def start(settings: Settings, clock: Clock | None = None, **overrides: Any) -> Api:
+        app = create_app(replace(settings, **overrides), clock=clock or utc_now)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
@@ -114,3 +132,11 @@ async def make_api() -> AsyncIterator[Callable[..., Any]]:
 async def api(make_api: Callable[..., Any], settings: Settings) -> Api:
     result: Api = await make_api(settings)
     return result
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say plainly which backend tiers did not run, and why."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons = sorted({str(r.longrepr[2]) for r in skipped if "tier needs" in str(r.longrepr)})
+    if reasons:
+        terminalreporter.write_line("backend tiers skipped: " + "; ".join(reasons), yellow=True)
