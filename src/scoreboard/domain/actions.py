@@ -26,6 +26,11 @@ class ActionType:
     per_user_per_hour: int | None = None
 
     def __post_init__(self) -> None:
+        for field in ("points", "ttl_seconds", "min_seconds", "per_user_per_hour"):
+            value = getattr(self, field)
+            # TOML gives floats and booleans too; a score must stay a 64-bit integer.
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ValueError(f"action type {self.name!r}: {field} must be a whole number, got {value!r}")
         if self.points <= 0:
             raise ValueError(f"action type {self.name!r}: points must be > 0, got {self.points}")
         if self.ttl_seconds <= 0:

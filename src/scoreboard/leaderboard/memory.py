@@ -69,7 +69,8 @@ class MemoryLeaderboard:
         self._entries = {}
         for entry in entries:
             self._put(entry)
-        self._epoch, self._seq = new_epoch(), 0
+        # Two rebuilds within one millisecond must still be two epochs.
+        self._epoch, self._seq = max(new_epoch(), self._epoch + 1), 0
         self._version += 1
         self._top = self._ranked(TOP_SIZE)
         return Board(self._epoch, self._seq, self._top)

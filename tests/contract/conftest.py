@@ -1,0 +1,88 @@
+"""One fixture per port, parametrized over every adapter of that port.
+
+Each factory is an async context manager that yields a ready adapter and cleans up after it. A new
+adapter joins the suite by adding one entry to its port's table, e.g. "postgres" for the Store (a
+private schema on 127.0.0.1:5432) or "redis" for the Leaderboard, RateLimiter and Revocations (a
+private key prefix on 127.0.0.1:6379); every contract test then runs against it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from scoreboard.leaderboard.base import Leaderboard
+from scoreboard.leaderboard.memory import MemoryLeaderboard
+from scoreboard.limiter.base import RateLimiter
+from scoreboard.limiter.memory import MemoryRateLimiter
+from scoreboard.revocations.base import Revocations
+from scoreboard.revocations.memory import MemoryRevocations
+from scoreboard.store.base import Store
+from scoreboard.store.sqlite import SqliteStore
+
+
+@asynccontextmanager
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+    yield SqliteStore(tmp_path / "contract.db")
+
+
+@asynccontextmanager
+async def memory_leaderboard(tmp_path: Path) -> AsyncIterator[Leaderboard]:
+    yield MemoryLeaderboard()
+
+
+@asynccontextmanager
+async def memory_limiter(tmp_path: Path) -> AsyncIterator[RateLimiter]:
+    yield MemoryRateLimiter()
+
+
+@asynccontextmanager
+async def memory_revocations(tmp_path: Path) -> AsyncIterator[Revocations]:
+    yield MemoryRevocations()
+
+
+# Store factories yield the adapter unopened, so the migration contract can watch `migrate` run.
+STORES: dict[str, Callable[[Path], AbstractAsyncContextManager[Store]]] = {"sqlite": sqlite_store}
+LEADERBOARDS: dict[str, Callable[[Path], AbstractAsyncContextManager[Leaderboard]]] = {
+    "memory": memory_leaderboard
+}
+LIMITERS: dict[str, Callable[[Path], AbstractAsyncContextManager[RateLimiter]]] = {"memory": memory_limiter}
+REVOCATIONS: dict[str, Callable[[Path], AbstractAsyncContextManager[Revocations]]] = {
+    "memory": memory_revocations
+}
+
+
+@pytest.fixture(params=list(STORES))
+async def unopened_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    async with STORES[request.param](tmp_path) as adapter:
+        yield adapter
+
+
+@pytest.fixture
+async def store(unopened_store: Store) -> AsyncIterator[Store]:
+    await unopened_store.open()
+    try:
+        yield unopened_store
+    finally:
+        await unopened_store.close()
+
+
+@pytest.fixture(params=list(LEADERBOARDS))
+async def leaderboard(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Leaderboard]:
+    async with LEADERBOARDS[request.param](tmp_path) as adapter:
+        yield adapter
+
+
+@pytest.fixture(params=list(LIMITERS))
+async def limiter(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RateLimiter]:
+    async with LIMITERS[request.param](tmp_path) as adapter:
+        yield adapter
+
+
+@pytest.fixture(params=list(REVOCATIONS))
+async def revocations(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Revocations]:
+    async with REVOCATIONS[request.param](tmp_path) as adapter:
+        yield adapter
