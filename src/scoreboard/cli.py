@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import scoreboard
 from scoreboard.config import Settings, SettingsError
+from scoreboard.observability.logging import configure_logging
 
 DESCRIPTION = """\
 scoreboard keeps a live top-10 scoreboard honest and instant.
@@ -158,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"scoreboard: {error}", file=sys.stderr)
         return 2
+    configure_logging(settings.log_format, settings.log_level)  # logs go to stderr; stdout is the answer
     try:
         if args.command == "serve":
             return _serve(args, settings)
