@@ -9,6 +9,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 import scoreboard
+from scoreboard.adapters import open_backends
+from scoreboard.adapters import open_store as open_store
 from scoreboard.api import auth_routes, ops_routes, problems, score_routes
 from scoreboard.api import openapi as api_openapi
 from scoreboard.api.deps import Container
@@ -16,28 +18,19 @@ from scoreboard.api.middleware import RequestContext
 from scoreboard.auth.keys import SigningKey, asymmetric_key, load_or_create_secret, symmetric_key
 from scoreboard.auth.passwords import Passwords
 from scoreboard.auth.tokens import AccessTokens
-from scoreboard.broker.base import Broker
-from scoreboard.broker.memory import MemoryBroker
 from scoreboard.config import Settings
 from scoreboard.domain.model import Board
-from scoreboard.leaderboard.base import Leaderboard
-from scoreboard.leaderboard.memory import MemoryLeaderboard
-from scoreboard.limiter.base import RateLimiter
-from scoreboard.limiter.memory import MemoryRateLimiter
 from scoreboard.observability.logging import configure_logging, get_logger
 from scoreboard.observability.metrics import Metrics
 from scoreboard.realtime import sse, websocket
 from scoreboard.realtime.hub import Hub
 from scoreboard.realtime.messages import encode_update
-from scoreboard.revocations.base import Revocations
-from scoreboard.revocations.memory import MemoryRevocations
 from scoreboard.services.accounts import AccountService
+from scoreboard.services.cache import CacheKeeper
 from scoreboard.services.clock import Clock, utc_now
 from scoreboard.services.limits import LimitSet, Throttle
 from scoreboard.services.outbox import OutboxRelay, running
 from scoreboard.services.scores import ScoreService
-from scoreboard.store.base import Store
-from scoreboard.store.sqlite import SqliteStore
 from scoreboard.web import routes as web_routes
 
 log = get_logger("scoreboard.app")
@@ -54,37 +47,19 @@ def signing_key(settings: Settings) -> SigningKey:
     return symmetric_key(secret, settings.jwt_algorithm)
 
 
-def open_store(settings: Settings) -> Store:
-    if settings.database_url.startswith("sqlite:///"):
-        return SqliteStore.from_url(settings.database_url)
-    raise NotImplementedError("the PostgreSQL store arrives with the production backends")
-
-
-def open_cache(settings: Settings) -> tuple[Leaderboard, RateLimiter, Revocations]:
-    if settings.redis_url:
-        raise NotImplementedError("the Redis adapters arrive with the production backends")
-    return MemoryLeaderboard(), MemoryRateLimiter(), MemoryRevocations()
-
-
-def open_broker(settings: Settings) -> Broker:
-    if settings.broker_url or settings.redis_url:
-        raise NotImplementedError("the Redis and RabbitMQ brokers arrive with the production backends")
-    return MemoryBroker()
-
-
 def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
-    """Every service and adapter, not yet opened."""
+    """Every service and adapter, not yet connected."""
     metrics = Metrics()
-    store = open_store(settings)
-    board, limiter, revocations = open_cache(settings)
+    backends = open_backends(settings)
+    store, board, broker = backends.store, backends.board, backends.broker
     key = signing_key(settings)
     tokens = AccessTokens(key, settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_seconds)
-    throttle, limits = Throttle(limiter, metrics), LimitSet.from_settings(settings)
+    throttle, limits = Throttle(backends.limiter, metrics), LimitSet.from_settings(settings)
     accounts = AccountService(
         store,
         Passwords(),
         tokens,
-        revocations,
+        backends.revocations,
         throttle,
         limits,
         clock,
@@ -92,26 +67,50 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
         settings.refresh_token_ttl_seconds,
     )
     scores = ScoreService(
-        store,
-        board,
-        throttle,
-        limits,
-        settings.action_catalog(),
-        settings.action_policy,
-        clock,
-        metrics,
+        store, board, throttle, limits, settings.action_catalog(), settings.action_policy, clock, metrics
     )
-    broker = open_broker(settings)
 
     async def publish(changed: Board) -> None:
         await broker.publish(encode_update(changed))
 
     scores.publish = publish
-    return Container(settings, store, board, broker, tokens, key, revocations, accounts, scores, metrics)
+    keeper = CacheKeeper(store, board, publish, metrics)
+    return Container(
+        settings, store, board, broker, tokens, key, backends.revocations, accounts, scores, keeper, metrics
+    )
+
+
+@contextlib.asynccontextmanager
+async def serving(container: Container, hub: Hub, clock: Clock) -> AsyncIterator[None]:
+    """Open the adapters, make sure the cache holds the Store's truth, subscribe the hub, run the
+    outbox relay; close everything in reverse order."""
+    settings = container.settings
+    await container.store.open()
+    try:
+        await container.broker.subscribe(hub.on_message)
+        rebuilt = await container.keeper.ensure()
+        hub.reset(rebuilt or await container.board.board(10))
+        relay = OutboxRelay(container.store, container.scores, container.keeper, clock, container.metrics)
+        if rebuilt is not None and settings.redis_url is None:
+            await relay.drain_all()  # this process's private cache already reflects every event
+        log.info(
+            "app.started",
+            database=_redacted(settings.database_url),
+            epoch=hub.board.epoch,
+            policy=str(settings.action_policy),
+            cache="redis" if settings.redis_url else "memory",
+        )
+        async with running(relay):
+            yield
+    finally:
+        await container.broker.close()
+        await container.board.close()
+        await container.store.close()
+        log.info("app.stopped")
 
 
 def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> FastAPI:
-    """The ASGI app. Nothing is opened until its lifespan starts."""
+    """The ASGI app. Nothing is connected until its lifespan starts."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_format, settings.log_level)
     container = build_container(settings, clock)
@@ -119,26 +118,8 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await container.store.open()
-        relay = OutboxRelay(container.store, container.scores, clock, container.metrics)
-        try:
-            board = await container.board.rebuild(await container.store.all_scores())
-            await relay.drain_all()
-            container.metrics.cache_rebuilds.inc()
-            hub.reset(board)
-            await container.broker.subscribe(hub.on_message)
-            log.info(
-                "app.started",
-                database=_redacted(settings.database_url),
-                epoch=board.epoch,
-                policy=str(settings.action_policy),
-            )
-            async with running(relay):
-                yield
-        finally:
-            await container.broker.close()
-            await container.store.close()
-            log.info("app.stopped")
+        async with serving(container, hub, clock):
+            yield
 
     app = FastAPI(
         title="scoreboard",

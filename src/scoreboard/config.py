@@ -26,6 +26,7 @@ class Settings:
     database_url: str = "sqlite:///./scoreboard.db"
     redis_url: str | None = None
     broker_url: str | None = None
+    redis_prefix: str = ""
     data_dir: Path | None = None
     jwt_secret: str | None = field(default=None, repr=False)
     jwt_private_key_file: Path | None = None

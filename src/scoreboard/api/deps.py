@@ -16,11 +16,15 @@ from scoreboard.broker.base import Broker
 from scoreboard.config import Settings
 from scoreboard.domain.model import Principal
 from scoreboard.leaderboard.base import Leaderboard
+from scoreboard.observability.logging import get_logger
 from scoreboard.observability.metrics import Metrics
 from scoreboard.revocations.base import Revocations
 from scoreboard.services.accounts import AccountService
+from scoreboard.services.cache import CacheKeeper
 from scoreboard.services.scores import ScoreService
 from scoreboard.store.base import Store
+
+log = get_logger("scoreboard.auth")
 
 ACCESS_COOKIE = "access_token"
 CSRF_COOKIE = "csrf_token"
@@ -41,6 +45,7 @@ class Container:
     revocations: Revocations
     accounts: AccountService
     scores: ScoreService
+    keeper: CacheKeeper
     metrics: Metrics
 
 
@@ -79,7 +84,7 @@ async def authenticate(request: Request) -> Principal:
     except InvalidToken as error:
         container.metrics.tokens_rejected.labels(error.reason.split(":")[0]).inc()
         raise
-    if await container.revocations.is_revoked(principal.token_id):
+    if await _revoked(container, principal.token_id):
         container.metrics.tokens_rejected.labels("revoked").inc()
         raise unauthenticated("the access token was revoked")
     if from_cookie and request.method not in _SAFE_METHODS:
@@ -87,6 +92,17 @@ async def authenticate(request: Request) -> Principal:
         if not principal.csrf or not hmac.compare_digest(sent, principal.csrf):
             raise Problem(403, "csrf_failed", "a cookie-authenticated write needs the X-CSRF-Token header")
     return principal
+
+
+async def _revoked(container: Container, token_id: str) -> bool:
+    """Whether the token was revoked. If the revocation store is down the token is accepted (its
+    lifetime is short) and the failure is counted and logged, rather than locking everyone out."""
+    try:
+        return await container.revocations.is_revoked(token_id)
+    except Exception as error:
+        container.metrics.revocation_errors.inc()
+        log.warning("revocations.unavailable", error=str(error))
+        return False
 
 
 async def authenticate_optional(request: Request) -> Principal | None:

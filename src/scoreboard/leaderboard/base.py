@@ -19,6 +19,7 @@ class Applied:
 
     rank: int | None
     changed: Board | None
+    published: bool = False  # the adapter already delivered `changed` to the broker itself
 
 
 class Leaderboard(Protocol):
@@ -39,5 +40,11 @@ class Leaderboard(Protocol):
     async def rebuild(self, entries: Iterable[ScoreEntry]) -> Board:
         """Replace the whole cache with `entries` (the Store's truth) and start a new epoch."""
 
+    async def exists(self) -> bool:
+        """Whether the cache holds a board; False when it was lost and must be rebuilt."""
+
     async def ping(self) -> None:
         """Raise when the cache cannot be reached."""
+
+    async def close(self) -> None:
+        """Release connections."""

@@ -31,6 +31,7 @@ class MemoryLeaderboard:
         self._top: tuple[RankedEntry, ...] = ()
         self._version = 0
         self._json: dict[int, tuple[int, bytes]] = {}
+        self._built = False
 
     async def apply(self, entry: ScoreEntry) -> Applied:
         known = self._entries.get(entry.user_id)
@@ -75,7 +76,14 @@ class MemoryLeaderboard:
         self._top = self._ranked(TOP_SIZE)
         return Board(self._epoch, self._seq, self._top)
 
+    async def exists(self) -> bool:
+        """False until the first rebuild: a new process starts with an empty cache."""
+        return self._built
+
     async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
         return None
 
     def _put(self, entry: ScoreEntry) -> None:

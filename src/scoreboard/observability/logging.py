@@ -31,6 +31,21 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
+class _StderrLogger:
+    """Writes each rendered event to whatever sys.stderr is *now* (not when logging was set up), so
+    redirected or replaced streams (tests, daemons) never receive writes after they are closed."""
+
+    def msg(self, message: str) -> None:
+        stream = sys.stderr
+        stream.write(message + "\n")
+        stream.flush()
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+_STDERR_LOGGER = _StderrLogger()
+
+
 def configure_logging(log_format: str = "json", level: str = "info") -> None:
     """Set up structlog (and route stdlib logging through the same format). Safe to call twice."""
     renderer: Any = (
@@ -46,7 +61,7 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
+        logger_factory=lambda *_: _STDERR_LOGGER,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")

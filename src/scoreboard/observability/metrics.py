@@ -87,6 +87,16 @@ class Metrics:
             "Leaderboard cache rebuilds from the Store.",
             registry=registry,
         )
+        self.limiter_errors = Counter(
+            "scoreboard_ratelimit_backend_errors_total",
+            "Rate-limit checks admitted because the limiter's backend failed (fail open).",
+            registry=registry,
+        )
+        self.revocation_errors = Counter(
+            "scoreboard_revocation_backend_errors_total",
+            "Revocation checks that could not reach their backend (the token was accepted).",
+            registry=registry,
+        )
         self.outbox_backlog = Gauge(
             "scoreboard_outbox_backlog_events",
             "Committed events not yet marked published.",

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItemPerHour
 
 from scoreboard.config import Settings
 from scoreboard.domain.errors import RateLimited
-from scoreboard.limiter.base import RateLimiter, Rules, Verdict
+from scoreboard.limiter.base import ALLOWED, RateLimiter, Rules, Verdict
+from scoreboard.observability.logging import get_logger
 from scoreboard.observability.metrics import Metrics
+
+log = get_logger("scoreboard.limits")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +46,26 @@ class Throttle:
 
     async def hit(self, rules: Rules, key: str) -> None:
         if rules.enabled:
-            self._refuse_unless(rules, await self._limiter.hit(rules, key))
+            self._refuse_unless(rules, await self._ask(self._limiter.hit, rules, key))
 
     async def peek(self, rules: Rules, key: str) -> None:
         if rules.enabled:
-            self._refuse_unless(rules, await self._limiter.peek(rules, key))
+            self._refuse_unless(rules, await self._ask(self._limiter.peek, rules, key))
 
     async def count(self, rules: Rules, key: str) -> None:
         """Record an attempt without refusing this one (failed logins count toward the next)."""
         if rules.enabled:
-            await self._limiter.hit(rules, key)
+            await self._ask(self._limiter.hit, rules, key)
+
+    async def _ask(self, call: Callable[[Rules, str], Awaitable[Verdict]], rules: Rules, key: str) -> Verdict:
+        """The limiter's verdict; if the limiter's backend is down, admit (fail open) and say so:
+        scores stay exactly-once through the Store, and an outage must not become a lock-out."""
+        try:
+            return await call(rules, key)
+        except Exception as error:
+            self._metrics.limiter_errors.inc()
+            log.warning("ratelimit.unavailable", limit=rules.name, error=str(error))
+            return ALLOWED
 
     def _refuse_unless(self, rules: Rules, verdict: Verdict) -> None:
         if verdict.allowed:

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from scoreboard.observability.logging import get_logger
 from scoreboard.observability.metrics import Metrics
+from scoreboard.services.cache import CacheKeeper
 from scoreboard.services.clock import Clock
 from scoreboard.services.scores import ScoreService
 from scoreboard.store.base import Store
@@ -26,6 +27,7 @@ class OutboxRelay:
         self,
         store: Store,
         scores: ScoreService,
+        keeper: CacheKeeper,
         clock: Clock,
         metrics: Metrics,
         interval_seconds: float = 1.0,
@@ -33,6 +35,7 @@ class OutboxRelay:
         batch: int = 500,
     ) -> None:
         self._store, self._scores, self._clock, self._metrics = store, scores, clock, metrics
+        self._keeper = keeper
         self._interval = interval_seconds
         self._grace = timedelta(seconds=grace_seconds)
         self._batch = batch
@@ -47,8 +50,10 @@ class OutboxRelay:
                 log.warning("outbox.relay_failed", error=str(error))
 
     async def tick(self) -> int:
-        """One round: mark applied events published, replay overdue ones. Returns events replayed."""
+        """One round: mark applied events published, rebuild a lost cache, replay overdue events.
+        Returns the number of events replayed."""
         await self.flush()
+        await self._keeper.ensure()
         overdue = await self._store.pending_events(self._clock() - self._grace, self._batch)
         self._metrics.outbox_backlog.set(len(overdue))
         for event in overdue:

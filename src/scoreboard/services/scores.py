@@ -107,7 +107,8 @@ class ScoreService:
             applied = await self._board.apply(entry)
             if applied.changed is not None:
                 self._metrics.top_changes.inc()
-                await self.publish(applied.changed)
+                if not applied.published:
+                    await self.publish(applied.changed)
         except Exception as error:
             self._metrics.cache_apply_errors.inc()
             log.warning("score.apply_deferred", user_id=entry.user_id, error=str(error))
@@ -128,8 +129,12 @@ class ScoreService:
             return encode_board(Board(0, 0, ranked))
 
     async def standing(self, user_id: str) -> Standing:
-        """A user's score and rank (rank None when the score is 0)."""
-        ranked = await self._board.standing(user_id)
+        """A user's score and rank (rank None when the score is 0); from the Store if the cache fails."""
+        try:
+            ranked = await self._board.standing(user_id)
+        except Exception as error:
+            log.warning("standing.cache_unavailable", error=str(error))
+            ranked = None
         if ranked is not None:
             return Standing(ranked.user_id, ranked.display_name, ranked.score, ranked.rank)
         entry = await self._store.score_of(user_id)

@@ -1,0 +1,40 @@
+"""Keeps the leaderboard cache derived from the Store: built when missing, rebuilt after a loss.
+
+The Store is the truth. When the cache is found empty (first start, Redis restarted, flushed) it is
+rebuilt from every stored score under a new epoch, and the new board is published so every
+instance's clients take it as truth. Events committed while it was gone stay in the outbox and are
+replayed (idempotently) by the relay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from scoreboard.domain.model import Board
+from scoreboard.leaderboard.base import Leaderboard
+from scoreboard.observability.logging import get_logger
+from scoreboard.observability.metrics import Metrics
+from scoreboard.store.base import Store
+
+log = get_logger("scoreboard.cache")
+
+
+class CacheKeeper:
+    def __init__(
+        self, store: Store, board: Leaderboard, publish: Callable[[Board], Awaitable[None]], metrics: Metrics
+    ) -> None:
+        self._store, self._board, self._publish, self._metrics = store, board, publish, metrics
+
+    async def ensure(self) -> Board | None:
+        """Rebuild if the cache holds no board; the new board, or None when nothing was needed."""
+        if await self._board.exists():
+            return None
+        return await self.rebuild()
+
+    async def rebuild(self) -> Board:
+        scores = await self._store.all_scores()
+        board = await self._board.rebuild(scores)
+        self._metrics.cache_rebuilds.inc()
+        log.info("cache.rebuilt", epoch=board.epoch, users=len(scores))
+        await self._publish(board)
+        return board
