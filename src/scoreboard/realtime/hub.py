@@ -19,6 +19,7 @@ from scoreboard.realtime.messages import decode_update, encode_snapshot
 
 HISTORY = 1000
 MAILBOX = 32
+REORDER_WAIT_SECONDS = 0.25
 
 
 @dataclass(eq=False, slots=True)
@@ -70,15 +71,23 @@ class Mailbox:
     def offer(self, frame: Frame) -> None:
         """Queue `frame`; never blocks. A full mailbox is conflated to the latest snapshot."""
         if len(self.frames) >= self.capacity:
-            for dropped in self.frames:
-                dropped.delivered()
-            self.frames.clear()
+            self.resync()
             frame.delivered()
-            self.lagging = True
             self.hub.metrics.slow_clients.labels(self.transport, "conflated").inc()
         else:
             self.frames.append(frame)
         self._wake.set()
+
+    def resync(self) -> None:
+        """Drop the backlog; the next frame is the hub's latest snapshot."""
+        self._drop_backlog()
+        self.lagging = True
+        self._wake.set()
+
+    def _drop_backlog(self) -> None:
+        for dropped in self.frames:
+            dropped.delivered()
+        self.frames.clear()
 
     def say(self, text: str) -> None:
         """Queue a frame addressed to this client alone (errors)."""
@@ -97,6 +106,7 @@ class Mailbox:
                 return None
         if self.lagging:
             self.lagging = False
+            self._drop_backlog()  # queued since the conflation: older than the snapshot
             return self.hub.snapshot()
         return self.frames.popleft()
 
@@ -115,6 +125,8 @@ class Hub:
         self._history: deque[Frame] = deque(maxlen=history)
         self._snapshot: Frame | None = None
         self._subscribers: set[Mailbox] = set()
+        self._early: dict[int, tuple[Board, bytes]] = {}
+        self._gap_timer: asyncio.TimerHandle | None = None
 
     @property
     def board(self) -> Board:
@@ -123,17 +135,46 @@ class Hub:
     def reset(self, board: Board) -> None:
         """Start from `board` (a rebuild or a fresh start): history is gone, everyone re-snapshots."""
         self._board, self._snapshot = board, None
+        self._early.clear()
         self._history.clear()
         for mailbox in self._subscribers:
-            mailbox.lagging = True
-            mailbox._wake.set()
+            mailbox.resync()  # queued frames belong to the old epoch
 
     def on_message(self, message: bytes) -> None:
-        """The broker's callback: one published `update`, decoded once, offered to everyone."""
+        """The broker's callback: one published `update`, decoded once, offered to everyone.
+
+        Brokers that publish from several instances (RabbitMQ) may deliver seq N+1 before N; an
+        early message waits briefly for the missing one, so subscribers still see one order."""
         board = decode_update(message)
         current = self._board
         if board.epoch == current.epoch and board.seq <= current.seq:
             return  # a repeat or a late arrival: already reflected
+        if board.epoch == current.epoch and board.seq > current.seq + 1:
+            self._hold(board, message)
+            return
+        self._accept(board, message)
+        while (nxt := self._early.pop(self._board.seq + 1, None)) is not None:
+            self._accept(*nxt)
+        if not self._early and self._gap_timer is not None:
+            self._gap_timer.cancel()
+            self._gap_timer = None
+
+    def _hold(self, board: Board, message: bytes) -> None:
+        self._early[board.seq] = (board, message)
+        if self._gap_timer is None:
+            loop = asyncio.get_running_loop()
+            self._gap_timer = loop.call_later(REORDER_WAIT_SECONDS, self._give_up_waiting)
+
+    def _give_up_waiting(self) -> None:
+        """The missing seq never came (lost in a broker reconnect): move on past the gap."""
+        self._gap_timer = None
+        early, self._early = self._early, {}
+        for seq in sorted(early):
+            if seq > self._board.seq or early[seq][0].epoch != self._board.epoch:
+                self._accept(*early[seq])
+
+    def _accept(self, board: Board, message: bytes) -> None:
+        current = self._board
         if board.epoch != current.epoch or board.seq != current.seq + 1:
             self._history.clear()  # a gap or a new epoch: history cannot bridge it
         frame = Frame.of(board.epoch, board.seq, message)
