@@ -8,6 +8,7 @@ import contextlib
 import getpass
 import secrets
 import sys
+import time
 from collections.abc import Sequence
 
 import scoreboard
@@ -80,6 +81,21 @@ def _create_user(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _rebuild_cache(settings: Settings) -> int:
+    from scoreboard.services.admin import rebuild_cache
+
+    if settings.redis_url is None:
+        print("scoreboard: the in-memory cache is rebuilt from the database at every start; nothing to do")
+        return 0
+    started = time.perf_counter()
+    epoch, users = asyncio.run(rebuild_cache(settings))
+    print(
+        f"scoreboard: cache rebuilt from the database: {users} users, epoch {epoch},"
+        f" {time.perf_counter() - started:.1f}s"
+    )
+    return 0
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from scoreboard.demo import DemoOptions, run_demo
 
@@ -133,6 +149,13 @@ def parser() -> argparse.ArgumentParser:
         help="grant the service role (may redeem actions on users' behalf)",
     )
     create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    commands.add_parser(
+        "rebuild-cache",
+        help="rebuild the Redis leaderboard from the database (new epoch)",
+        description="Replace the leaderboard cache with the database's truth under a new epoch; every"
+        " connected client is sent the new board.",
+    )
+
     demo = commands.add_parser(
         "demo",
         help="serve and drive simulated players so the board moves by itself",
@@ -167,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _migrate(settings)
         if args.command == "create-user":
             return _create_user(args, settings)
+        if args.command == "rebuild-cache":
+            return _rebuild_cache(settings)
         if args.command == "demo":
             return _demo(args, settings)
     except Exception as error:  # a clear line, not a stack trace, for expected failures

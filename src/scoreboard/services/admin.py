@@ -20,3 +20,19 @@ async def create_user(
         return await container.accounts.register(username, password, display_name, "cli", roles)
     finally:
         await container.store.close()
+
+
+async def rebuild_cache(settings: Settings) -> tuple[int, int]:
+    """Rebuild the leaderboard cache from the Store under a new epoch and announce it.
+
+    Returns (epoch, number of users on the board)."""
+    container = build_container(settings)
+    await container.store.open()
+    try:
+        board = await container.keeper.rebuild()
+        ranked = await container.store.all_scores()
+        return board.epoch, len(ranked)
+    finally:
+        await container.broker.close()
+        await container.board.close()
+        await container.store.close()
