@@ -8,11 +8,13 @@ private key prefix on 127.0.0.1:6379); every contract test then runs against it 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from scoreboard.leaderboard.base import Leaderboard
 from scoreboard.leaderboard.memory import MemoryLeaderboard
@@ -22,6 +24,7 @@ from scoreboard.revocations.base import Revocations
 from scoreboard.revocations.memory import MemoryRevocations
 from scoreboard.store.base import Store
 from scoreboard.store.sqlite import SqliteStore
+from tests.backends import REDIS_URL, require
 
 
 @asynccontextmanager
@@ -31,7 +34,29 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
 
 @asynccontextmanager
 async def memory_leaderboard(tmp_path: Path) -> AsyncIterator[Leaderboard]:
-    yield MemoryLeaderboard()
+    board = MemoryLeaderboard()
+    await board.rebuild([])  # built, as the app's lifespan leaves it
+    yield board
+
+
+@asynccontextmanager
+async def redis_leaderboard(tmp_path: Path) -> AsyncIterator[Leaderboard]:
+    """A RedisLeaderboard on the machine's Redis under a private key prefix, emptied afterwards."""
+    require("redis")
+    from scoreboard.leaderboard.redis import RedisLeaderboard
+
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    board = RedisLeaderboard.from_url(REDIS_URL, prefix=prefix)
+    await board.rebuild([])  # ready, like a fresh MemoryLeaderboard
+    try:
+        yield board
+    finally:
+        client = Redis.from_url(REDIS_URL)
+        keys = [key async for key in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+        await board.close()
 
 
 @asynccontextmanager
@@ -47,7 +72,8 @@ async def memory_revocations(tmp_path: Path) -> AsyncIterator[Revocations]:
 # Store factories yield the adapter unopened, so the migration contract can watch `migrate` run.
 STORES: dict[str, Callable[[Path], AbstractAsyncContextManager[Store]]] = {"sqlite": sqlite_store}
 LEADERBOARDS: dict[str, Callable[[Path], AbstractAsyncContextManager[Leaderboard]]] = {
-    "memory": memory_leaderboard
+    "memory": memory_leaderboard,
+    "redis": redis_leaderboard,
 }
 LIMITERS: dict[str, Callable[[Path], AbstractAsyncContextManager[RateLimiter]]] = {"memory": memory_limiter}
 REVOCATIONS: dict[str, Callable[[Path], AbstractAsyncContextManager[Revocations]]] = {

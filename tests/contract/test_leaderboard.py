@@ -272,3 +272,18 @@ async def test_ties_are_broken_by_reached_at_then_user_id(leaderboard: Leaderboa
 
 async def test_ping_answers(leaderboard: Leaderboard) -> None:
     await leaderboard.ping()
+
+
+async def test_a_built_cache_exists(leaderboard: Leaderboard) -> None:
+    assert await leaderboard.exists()
+
+
+async def test_rebuild_with_many_users_keeps_exact_order_and_ranks(leaderboard: Leaderboard) -> None:
+    entries = [entry(f"u{i:05d}", score=1 + i % 7, seconds=(i * 7919) % 1000 / 1000) for i in range(3000)]
+    await leaderboard.rebuild(entries)
+
+    expected = sorted(entries, key=lambda e: (-e.score, e.reached_at, e.user_id))
+    board = await leaderboard.board(100)
+    assert [e.user_id for e in board.entries] == [e.user_id for e in expected[:100]]
+    standing = await leaderboard.standing(expected[1234].user_id)
+    assert standing is not None and standing.rank == 1235
