@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.conftest import Api
 
 
@@ -21,3 +23,9 @@ async def test_completed_action_raises_score_once_and_shows_on_board(api: Api) -
     assert board.json()["entries"] == [
         {"rank": 1, "user_id": alice.user_id, "display_name": alice.username, "score": 1}
     ]
+
+
+async def test_the_embedded_board_keeps_its_epoch_while_the_relay_runs(api: Api) -> None:
+    before = (await api.http.get("/api/leaderboard")).json()["epoch"]
+    await asyncio.sleep(2.5)  # the outbox relay ticks every second and checks the cache
+    assert (await api.http.get("/api/leaderboard")).json()["epoch"] == before

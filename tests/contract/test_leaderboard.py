@@ -286,4 +286,5 @@ async def test_rebuild_with_many_users_keeps_exact_order_and_ranks(leaderboard: 
     board = await leaderboard.board(100)
     assert [e.user_id for e in board.entries] == [e.user_id for e in expected[:100]]
     standing = await leaderboard.standing(expected[1234].user_id)
-    assert standing is not None and standing.rank == 1235
+    assert standing is not None
+    assert standing.rank == 1235

@@ -73,6 +73,7 @@ class MemoryLeaderboard:
         # Two rebuilds within one millisecond must still be two epochs.
         self._epoch, self._seq = max(new_epoch(), self._epoch + 1), 0
         self._version += 1
+        self._built = True
         self._top = self._ranked(TOP_SIZE)
         return Board(self._epoch, self._seq, self._top)
 
