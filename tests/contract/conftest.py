@@ -2,7 +2,7 @@
 
 Each factory is an async context manager that yields a ready adapter and cleans up after it. A new
 adapter joins the suite by adding one entry to its port's table, e.g. "postgres" for the Store (a
-private schema on 127.0.0.1:5432) or "redis" for the Leaderboard, RateLimiter and Revocations (a
+private database on 127.0.0.1:5432) or "redis" for the Leaderboard, RateLimiter and Revocations (a
 private key prefix on 127.0.0.1:6379); every contract test then runs against it too.
 """
 
@@ -25,11 +25,22 @@ from scoreboard.revocations.memory import MemoryRevocations
 from scoreboard.store.base import Store
 from scoreboard.store.sqlite import SqliteStore
 from tests.backends import REDIS_URL, require
+from tests.isolation import delete_redis_prefix, unique
+from tests.postgres_support import private_database
 
 
 @asynccontextmanager
 async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
     yield SqliteStore(tmp_path / "contract.db")
+
+
+@asynccontextmanager
+async def postgres_store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A PostgresStore on a private database of the machine's PostgreSQL, dropped afterwards."""
+    from scoreboard.store.postgres import PostgresStore
+
+    async with private_database() as url:
+        yield PostgresStore(url)
 
 
 @asynccontextmanager
@@ -69,15 +80,50 @@ async def memory_revocations(tmp_path: Path) -> AsyncIterator[Revocations]:
     yield MemoryRevocations()
 
 
+@asynccontextmanager
+async def redis_limiter(tmp_path: Path) -> AsyncIterator[RateLimiter]:
+    require("redis")
+    from scoreboard.limiter.redis import RedisRateLimiter
+
+    prefix = unique()
+    limiter = RedisRateLimiter.from_url(REDIS_URL, prefix=prefix)
+    try:
+        yield limiter
+    finally:
+        await limiter.close()
+        await delete_redis_prefix(prefix)
+
+
+@asynccontextmanager
+async def redis_revocations(tmp_path: Path) -> AsyncIterator[Revocations]:
+    require("redis")
+    from scoreboard.revocations.redis import RedisRevocations
+
+    prefix = unique()
+    revocations = RedisRevocations.from_url(REDIS_URL, prefix=prefix)
+    try:
+        yield revocations
+    finally:
+        await revocations.close()
+        await delete_redis_prefix(prefix)
+
+
 # Store factories yield the adapter unopened, so the migration contract can watch `migrate` run.
-STORES: dict[str, Callable[[Path], AbstractAsyncContextManager[Store]]] = {"sqlite": sqlite_store}
+STORES: dict[str, Callable[[Path], AbstractAsyncContextManager[Store]]] = {
+    "sqlite": sqlite_store,
+    "postgres": postgres_store,
+}
 LEADERBOARDS: dict[str, Callable[[Path], AbstractAsyncContextManager[Leaderboard]]] = {
     "memory": memory_leaderboard,
     "redis": redis_leaderboard,
 }
-LIMITERS: dict[str, Callable[[Path], AbstractAsyncContextManager[RateLimiter]]] = {"memory": memory_limiter}
+LIMITERS: dict[str, Callable[[Path], AbstractAsyncContextManager[RateLimiter]]] = {
+    "memory": memory_limiter,
+    "redis": redis_limiter,
+}
 REVOCATIONS: dict[str, Callable[[Path], AbstractAsyncContextManager[Revocations]]] = {
-    "memory": memory_revocations
+    "memory": memory_revocations,
+    "redis": redis_revocations,
 }
 
 

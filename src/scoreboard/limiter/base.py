@@ -56,3 +56,6 @@ class RateLimiter(Protocol):
 
     async def reset(self, rules: Rules, key: str) -> None:
         """Forget `key`'s hits (e.g. failed logins after a success)."""
+
+    async def close(self) -> None:
+        """Release connections."""

@@ -35,6 +35,9 @@ class LimitsRateLimiter:
         for item in rules.items:
             await self._strategy.clear(item, rules.name, key)
 
+    async def close(self) -> None:
+        return None
+
     async def _refusal(self, rules: Rules, item: RateLimitItem, key: str) -> Verdict:
         stats = await self._strategy.get_window_stats(item, rules.name, key)
         wait = max(1, math.ceil(stats.reset_time - time.time()))

@@ -12,3 +12,6 @@ class Revocations(Protocol):
 
     async def is_revoked(self, token_id: str) -> bool:
         """Whether `token_id` was revoked and has not expired yet."""
+
+    async def close(self) -> None:
+        """Release connections."""

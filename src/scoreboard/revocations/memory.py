@@ -20,6 +20,9 @@ class MemoryRevocations:
         until = self._until.get(token_id)
         return until is not None and until >= time.time()
 
+    async def close(self) -> None:
+        return None
+
     def _prune(self) -> None:
         now = time.time()
         while self._expiry and self._expiry[0][0] < now:
