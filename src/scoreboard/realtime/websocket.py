@@ -77,7 +77,7 @@ async def _read(websocket: WebSocket, hub: Hub, mailbox: Mailbox) -> None:
             await websocket.close(POLICY_VIOLATION, "too many messages")
             return
         data = message.get("text") or message.get("bytes") or b""
-        if len(data) > MAX_MESSAGE_BYTES:
+        if _size(data) > MAX_MESSAGE_BYTES:
             _refuse(mailbox, "message_too_large", f"messages are limited to {MAX_MESSAGE_BYTES} bytes")
             continue
         try:
@@ -89,6 +89,11 @@ async def _read(websocket: WebSocket, hub: Hub, mailbox: Mailbox) -> None:
         if request.type == "subscribe":
             since = (request.since.epoch, request.since.seq) if request.since else None
             hub.subscribe(mailbox, since)
+
+
+def _size(data: str | bytes) -> int:
+    """The size on the wire: a text frame's UTF-8 bytes, not its characters."""
+    return len(data.encode()) if isinstance(data, str) else len(data)
 
 
 def _refuse(mailbox: Mailbox, code: str, detail: str) -> None:
