@@ -80,6 +80,6 @@ def _shared(settings: Settings, store: Store, redis_url: str) -> Backends:
         store,
         RedisLeaderboard.from_url(redis_url, prefix=prefix, publish_channel=lua_channel),
         broker,
-        RedisRateLimiter.from_url(redis_url, prefix=prefix),
-        RedisRevocations.from_url(redis_url, prefix=prefix),
+        RedisRateLimiter.from_url(redis_url, prefix=f"{prefix}scoreboard:"),
+        RedisRevocations.from_url(redis_url, prefix=f"{prefix}scoreboard:"),
     )
