@@ -16,9 +16,15 @@ from scoreboard.api.problems import Problem, invalid
 T = TypeVar("T")
 
 CANONICAL_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+# The fixed length also refuses a trailing newline, which `$` in a Python pattern would let through.
 Uuid = Annotated[
     str,
-    msgspec.Meta(pattern=CANONICAL_UUID, description="A UUID in canonical lowercase text form."),
+    msgspec.Meta(
+        pattern=CANONICAL_UUID,
+        min_length=36,
+        max_length=36,
+        description="A UUID in canonical lowercase text form.",
+    ),
 ]
 
 _decoders: dict[type, msgspec.json.Decoder] = {}  # type: ignore[type-arg]
@@ -57,7 +63,7 @@ def decode(body: bytes, kind: type[T]) -> T:
         return decoder.decode(body)  # type: ignore[no-any-return]
     except msgspec.ValidationError as error:
         raise invalid(str(error)) from None
-    except msgspec.DecodeError as error:
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:  # invalid UTF-8 inside a string
         raise invalid(f"the request body is not valid JSON: {error}") from None
 
 
