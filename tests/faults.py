@@ -156,12 +156,14 @@ class TlsFiles:
 
 class FaultProxy:
     """A TCP proxy from a free local port to `target`. `cut()` resets every open link and refuses
-    new ones until `restore()`: to the client it looks like the server went away."""
+    new ones (the server went away); `silence()` keeps links open but drops every byte (a
+    blackholed network); `restore()` ends either."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self.port = 0
         self.down = False
+        self.silent = False
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -179,8 +181,11 @@ class FaultProxy:
             writer.transport.abort()
         self._links.clear()
 
+    def silence(self) -> None:
+        self.silent = True
+
     def restore(self) -> None:
-        self.down = False
+        self.down = self.silent = False
 
     async def close(self) -> None:
         self.cut()
@@ -201,7 +206,7 @@ class FaultProxy:
             writer.transport.abort()
             return
         self._links |= {writer, upstream_writer}
-        pipes = [_pipe(reader, upstream_writer), _pipe(upstream_reader, writer)]
+        pipes = [self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer)]
         tasks = [asyncio.ensure_future(p) for p in pipes]
         self._tasks.update(tasks)
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -210,11 +215,11 @@ class FaultProxy:
             self._links.discard(end)
             end.transport.abort()
 
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    finally:
-        writer.transport.abort()
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                if not self.silent:
+                    writer.write(data)
+                    await writer.drain()
+        finally:
+            writer.transport.abort()

@@ -2,9 +2,8 @@
 
 Each factory yields a publisher and a subscriber. For the in-memory broker (one process) they are the
 same object; a network adapter yields two connections to one server, so every test also proves
-delivery across instances. A new adapter joins by adding one entry to BROKERS, e.g.
-"redis" (a private channel on 127.0.0.1:6379) or "rabbitmq" (a private exchange on 127.0.0.1:5672),
-marked with its server's marker.
+delivery across instances. A new adapter joins by adding one entry to BROKERS: "redis" (a private
+channel on 127.0.0.1:6379) and "rabbitmq" (private exchanges on 127.0.0.1:5672) come from brokers.py.
 """
 
 from __future__ import annotations
@@ -17,19 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from scoreboard.broker.base import Broker
 from scoreboard.broker.memory import MemoryBroker
 from scoreboard.domain.model import Board, RankedEntry
 from scoreboard.realtime.messages import encode_update
+from tests.contract.brokers import REMOTE_BROKERS, Pair, broker_params
 
 DELIVERY_TIMEOUT_SECONDS = 5.0
 QUIET_SECONDS = 0.3
-
-
-@dataclass(frozen=True)
-class Pair:
-    publisher: Broker
-    subscriber: Broker
 
 
 @asynccontextmanager
@@ -41,10 +34,13 @@ async def memory_pair(tmp_path: Path) -> AsyncIterator[Pair]:
         await broker.close()
 
 
-BROKERS: dict[str, Callable[[Path], AbstractAsyncContextManager[Pair]]] = {"memory": memory_pair}
+BROKERS: dict[str, Callable[[Path], AbstractAsyncContextManager[Pair]]] = {
+    "memory": memory_pair,
+    **REMOTE_BROKERS,
+}
 
 
-@pytest.fixture(params=list(BROKERS))
+@pytest.fixture(params=broker_params(BROKERS))
 async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Pair]:
     async with BROKERS[request.param](tmp_path) as adapter:
         yield adapter
