@@ -19,6 +19,7 @@ from tests.api.support import (
     bearer,
     database,
     forge,
+    metric,
     redeemed_at,
     stored_score,
     write_action_types,
@@ -356,6 +357,9 @@ async def test_update_that_would_overflow_64_bits_is_refused_and_changes_nothing
     assert_problem(response, 409, "score_overflow")
     assert stored_score(settings, alice.user_id) == MAX_SCORE
     assert redeemed_at(settings, action_id) is None
+    text = (await api.http.get("/metrics")).text
+    assert metric(text, "scoreboard_score_updates_total", outcome="overflow") == 1
+    assert metric(text, "scoreboard_score_updates_total", outcome="duplicate") == 0
 
 
 # 503 ------------------------------------------------------------------------------------------

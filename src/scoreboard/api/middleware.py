@@ -10,21 +10,23 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from scoreboard.api.problems import PROBLEM_CODE_KEY
 from scoreboard.observability.logging import get_logger
 from scoreboard.observability.metrics import Metrics
 
 log = get_logger("scoreboard.http")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 SCORE_UPDATE_ROUTE = "/api/score/update"
-_UPDATE_OUTCOMES = {
-    200: "applied",
-    400: "invalid",
-    401: "unauthenticated",
-    403: "forbidden",
-    409: "duplicate",
-    413: "invalid",
-    429: "rate_limited",
-    503: "unavailable",
+_OUTCOME_BY_CODE = {
+    "duplicate_action": "duplicate",
+    "score_overflow": "overflow",
+    "forbidden": "forbidden",
+    "csrf_failed": "forbidden",
+    "rate_limited": "rate_limited",
+    "invalid_request": "invalid",
+    "payload_too_large": "invalid",
+    "unauthenticated": "unauthenticated",
+    "service_unavailable": "unavailable",
 }
 
 
@@ -65,7 +67,7 @@ class RequestContext:
         self.metrics.http_requests.labels(method, route, str(status)).inc()
         self.metrics.http_duration.labels(method, route).observe(elapsed)
         if route == SCORE_UPDATE_ROUTE:
-            self.metrics.score_updates.labels(_UPDATE_OUTCOMES.get(status, "error")).inc()
+            self.metrics.score_updates.labels(_update_outcome(scope, status)).inc()
         log.info(
             "http.request",
             method=method,
@@ -73,6 +75,12 @@ class RequestContext:
             status=status,
             duration_ms=round(elapsed * 1000, 3),
         )
+
+
+def _update_outcome(scope: Scope, status: int) -> str:
+    if status == 200:
+        return "applied"
+    return _OUTCOME_BY_CODE.get(scope.get(PROBLEM_CODE_KEY, ""), "error")
 
 
 def _request_id(scope: Scope) -> str:

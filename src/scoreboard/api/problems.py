@@ -115,47 +115,57 @@ def from_domain(error: errors.DomainError) -> Problem:
     return Problem(mapping.status, mapping.code, str(error))
 
 
+PROBLEM_CODE_KEY = "scoreboard.problem_code"
+
+
+def answer(request: Request, problem: Problem) -> Response:
+    """The problem's response; its code is left on the request scope for metrics and logs."""
+    request.scope[PROBLEM_CODE_KEY] = problem.code
+    return problem_response(problem)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into a problem document."""
 
-    async def on_problem(_: Request, exc: Exception) -> Response:
+    async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
-        return problem_response(exc)
+        return answer(request, exc)
 
-    async def on_domain(_: Request, exc: Exception) -> Response:
+    async def on_domain(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, errors.DomainError)
-        return problem_response(from_domain(exc))
+        return answer(request, from_domain(exc))
 
-    async def on_unavailable(_: Request, exc: Exception) -> Response:
+    async def on_unavailable(request: Request, exc: Exception) -> Response:
         log.error("store.unavailable", error=str(exc))
-        return problem_response(
+        return answer(
+            request,
             Problem(
                 503,
                 "service_unavailable",
                 "the database is unreachable; nothing was changed, retry shortly",
                 {"Retry-After": "2"},
-            )
+            ),
         )
 
-    async def on_token(_: Request, exc: Exception) -> Response:
+    async def on_token(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, InvalidToken)
-        return problem_response(unauthenticated(f"the access token was refused: {exc.reason}"))
+        return answer(request, unauthenticated(f"the access token was refused: {exc.reason}"))
 
-    async def on_validation(_: Request, exc: Exception) -> Response:
+    async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         where = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()
         )
-        return problem_response(invalid(where or "the request is not valid"))
+        return answer(request, invalid(where or "the request is not valid"))
 
-    async def on_http(_: Request, exc: Exception) -> Response:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem_response(Problem(exc.status_code, code, str(exc.detail), dict(exc.headers or {})))
+        return answer(request, Problem(exc.status_code, code, str(exc.detail), dict(exc.headers or {})))
 
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.error("request.crashed", path=request.url.path, error=repr(exc))
-        return problem_response(Problem(500, "internal_error", "an unexpected error occurred"))
+        return answer(request, Problem(500, "internal_error", "an unexpected error occurred"))
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(errors.DomainError, on_domain)

@@ -43,7 +43,7 @@ class Metrics:
         )
         self.score_updates = Counter(
             "scoreboard_score_updates_total",
-            "Score update attempts by outcome: applied, duplicate (409), forbidden, rate_limited,"
+            "Score update attempts by outcome: applied, duplicate, overflow, forbidden, rate_limited,"
             " invalid, unauthenticated, unavailable, error.",
             ["outcome"],
             registry=registry,
