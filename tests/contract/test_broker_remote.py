@@ -110,6 +110,21 @@ async def test_a_second_subscription_in_one_process_is_refused(pair: Pair) -> No
         await pair.subscriber.subscribe(Inbox())
 
 
+async def test_a_callback_that_raises_does_not_stop_delivery(pair: Pair) -> None:
+    inbox = Inbox()
+
+    def on_message(message: bytes) -> None:
+        inbox(message)
+        if message == b"bad":
+            raise ValueError("a bug in the hub")
+
+    await pair.subscriber.subscribe(on_message)
+    for message in (b"bad", b"good"):
+        await pair.publisher.publish(message)
+
+    assert await inbox.wait_for(2) == [b"bad", b"good"]
+
+
 # Redis: the server goes away and comes back --------------------------------------------------
 
 
@@ -269,6 +284,31 @@ async def test_rabbitmq_subscriber_returns_by_itself_after_its_connection_is_cut
             assert "broker.disconnected" in events(logs)
             assert "broker.reconnected" in events(logs)
             await subscriber.ping()
+        finally:
+            await subscriber.close()
+            await publisher.close()
+
+
+@pytest.mark.rabbitmq
+async def test_rabbitmq_subscription_made_while_rabbitmq_is_unreachable_starts_when_it_is_back(
+    amqp_proxy: FaultProxy,
+) -> None:
+    async with private_exchanges() as prefix:
+        subscriber = rabbitmq_broker(via(amqp_proxy), prefix=prefix, reconnect_interval=0.2)
+        publisher = rabbitmq_broker(prefix=prefix)
+        inbox = Inbox()
+        try:
+            amqp_proxy.cut()
+            with capture_logs() as logs:
+                started = time.monotonic()
+                await subscriber.subscribe(inbox)  # logs, and keeps trying behind
+                assert time.monotonic() - started < 3
+
+                amqp_proxy.restore()
+                assert await publish_until_delivered(publisher.publish, inbox)
+
+            assert "broker.reconnecting" in events(logs)
+            assert "broker.resubscribed" in events(logs)
         finally:
             await subscriber.close()
             await publisher.close()

@@ -37,6 +37,7 @@ certificate. `?heartbeat=15` (seconds) detects a dead link sooner than the defau
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import uuid
 from dataclasses import dataclass
@@ -93,6 +94,7 @@ class RabbitMQBroker:
         self._links: _Links | None = None
         self._events: AbstractExchange | None = None
         self._subscribed = False
+        self._retrying: asyncio.Task[None] | None = None
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "", **options: Any) -> RabbitMQBroker:
@@ -111,8 +113,18 @@ class RabbitMQBroker:
         )
 
     async def subscribe(self, on_message: OnMessage) -> None:
+        """Declare this instance's queue and consume it. If RabbitMQ cannot be reached, log it and
+        keep trying in the background (like a dropped connection) instead of failing the start."""
         if self._subscribed:
             raise RuntimeError(f"already subscribed to {self.exchange!r}: one subscription per process")
+        self._subscribed = True
+        try:
+            await self._consume(on_message)
+        except CONNECTION_EXCEPTIONS as error:
+            self._log_retry(1, error)
+            self._retrying = asyncio.create_task(self._consume_later(on_message))
+
+    async def _consume(self, on_message: OnMessage) -> None:
         links = await self._open()
         channel = await links.connection.channel(publisher_confirms=False)
         exchange = await channel.declare_exchange(self.exchange, aio_pika.ExchangeType.FANOUT, durable=True)
@@ -126,7 +138,26 @@ class RabbitMQBroker:
                 log.exception("broker.callback_failed", broker="rabbitmq")
 
         await queue.consume(deliver, no_ack=True)
-        self._subscribed = True
+
+    async def _consume_later(self, on_message: OnMessage) -> None:
+        for attempt in itertools.count(2):
+            await asyncio.sleep(self._reconnect_interval)
+            try:
+                await self._consume(on_message)
+            except CONNECTION_EXCEPTIONS as error:
+                self._log_retry(attempt, error)
+            else:
+                log.info("broker.resubscribed", broker="rabbitmq", exchange=self.exchange, attempts=attempt)
+                return
+
+    def _log_retry(self, attempt: int, error: BaseException) -> None:
+        log.warning(
+            "broker.reconnecting",
+            broker="rabbitmq",
+            exchange=self.exchange,
+            attempt=attempt,
+            error=str(error) or repr(error),
+        )
 
     async def ping(self) -> None:
         links = await self._open()
@@ -134,6 +165,10 @@ class RabbitMQBroker:
             raise ConnectionError(f"RabbitMQ connection for {self.exchange!r} is down, reconnecting")
 
     async def close(self) -> None:
+        if self._retrying is not None:
+            self._retrying.cancel()
+            await asyncio.gather(self._retrying, return_exceptions=True)
+            self._retrying = None
         links, self._links, self._events = self._links, None, None
         if links is not None:
             await links.connection.close()
