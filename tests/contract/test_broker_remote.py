@@ -26,8 +26,6 @@ from tests.contract.brokers import (
     rabbitmq_broker,
 )
 
-QUIET_SECONDS = 0.3
-
 
 @pytest.fixture(params=broker_params(REMOTE_BROKERS))
 async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Pair]:
