@@ -18,6 +18,7 @@ from scoreboard.api.middleware import RequestContext
 from scoreboard.auth.keys import SigningKey, asymmetric_key, load_or_create_secret, symmetric_key
 from scoreboard.auth.passwords import Passwords
 from scoreboard.auth.tokens import AccessTokens
+from scoreboard.broker.base import ScoreEvents
 from scoreboard.config import Settings
 from scoreboard.domain.model import Board
 from scoreboard.observability.logging import configure_logging, get_logger
@@ -74,9 +75,22 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
         await broker.publish(encode_update(changed))
 
     scores.publish = publish
+    if isinstance(broker, ScoreEvents):
+        scores.events = broker  # every applied score also goes out as a durable event
     keeper = CacheKeeper(store, board, publish, metrics)
     return Container(
-        settings, store, board, broker, tokens, key, backends.revocations, accounts, scores, keeper, metrics
+        settings,
+        store,
+        board,
+        broker,
+        tokens,
+        key,
+        backends.revocations,
+        accounts,
+        scores,
+        keeper,
+        metrics,
+        backends.limiter,
     )
 
 
@@ -104,6 +118,8 @@ async def serving(container: Container, hub: Hub, clock: Clock) -> AsyncIterator
             yield
     finally:
         await container.broker.close()
+        await container.limiter.close()
+        await container.revocations.close()
         await container.board.close()
         await container.store.close()
         log.info("app.stopped")

@@ -16,6 +16,7 @@ from scoreboard.broker.base import Broker
 from scoreboard.config import Settings
 from scoreboard.domain.model import Principal
 from scoreboard.leaderboard.base import Leaderboard
+from scoreboard.limiter.base import RateLimiter
 from scoreboard.observability.logging import get_logger
 from scoreboard.observability.metrics import Metrics
 from scoreboard.revocations.base import Revocations
@@ -47,6 +48,7 @@ class Container:
     scores: ScoreService
     keeper: CacheKeeper
     metrics: Metrics
+    limiter: RateLimiter
 
 
 def get_container(request: Request) -> Container:

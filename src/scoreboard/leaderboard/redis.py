@@ -14,7 +14,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from scoreboard.domain.model import Board, RankedEntry, ScoreEntry
 from scoreboard.domain.ranking import TOP_SIZE, to_micros
@@ -46,7 +50,16 @@ class RedisLeaderboard:
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "", publish_channel: str = "") -> RedisLeaderboard:
-        client = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10)
+        # The asyncio Retry (not redis.retry.Retry) so a connection killed by a Redis restart is
+        # replaced on the next command instead of failing it.
+        client = Redis.from_url(
+            url,
+            socket_timeout=2.0,
+            socket_connect_timeout=2.0,
+            health_check_interval=10,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
         return cls(client, prefix, publish_channel)
 
     def key(self, name: str) -> str:

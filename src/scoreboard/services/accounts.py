@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from scoreboard.auth.passwords import Passwords
-from scoreboard.auth.tokens import AccessTokens
+from scoreboard.auth.tokens import LEEWAY_SECONDS, AccessTokens
 from scoreboard.domain import accounts as policy
 from scoreboard.domain.errors import InvalidCredentials, InvalidInput, InvalidRefreshToken
 from scoreboard.domain.model import Principal, Role, User
@@ -112,7 +112,8 @@ class AccountService:
         return await self._new_pair(user, family_id=record.family_id)
 
     async def logout(self, caller: Principal) -> None:
-        await self._revocations.revoke(caller.token_id, caller.expires_at)
+        # Tokens are honoured up to the leeway past `exp`, so the revocation must outlive that too.
+        await self._revocations.revoke(caller.token_id, caller.expires_at + LEEWAY_SECONDS)
         if caller.session_id:
             await self._store.revoke_family(caller.session_id)
         log.info("logout", user_id=caller.user_id)

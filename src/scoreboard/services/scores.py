@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from scoreboard.broker.base import ScoreEvents
 from scoreboard.domain.actions import ActionCatalog, ActionPolicy, issue_ticket
 from scoreboard.domain.errors import ActingForAnotherUser, UserNotFound
 from scoreboard.domain.model import Board, Principal, RankedEntry, ScoreEntry, Ticket
@@ -59,6 +60,7 @@ class ScoreService:
         self._clock, self._metrics = clock, metrics
         self._min_seconds = {name: t.min_seconds for name, t in catalog.types.items()}
         self.publish: Publish = _no_publish
+        self.events: ScoreEvents | None = None
         self.applied_events: list[int] = []
 
     async def issue_action(self, caller: Principal, type_name: str) -> Ticket:
@@ -109,6 +111,8 @@ class ScoreService:
                 self._metrics.top_changes.inc()
                 if not applied.published:
                     await self.publish(applied.changed)
+            if self.events is not None:
+                await self.events.score_applied(entry, event_id)
         except Exception as error:
             self._metrics.cache_apply_errors.inc()
             log.warning("score.apply_deferred", user_id=entry.user_id, error=str(error))

@@ -18,6 +18,7 @@ gets a duplicate if it had been applied, so nothing is ever applied twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -50,6 +51,8 @@ def is_transient(error: BaseException) -> bool:
     """Whether trying again later may succeed: connection trouble, lock conflicts, timeouts."""
     if isinstance(error, asyncpg.TransactionRollbackError | asyncpg.LockNotAvailableError):
         return True  # 40001 serialization failure, 40P01 deadlock, 55P03 lock timeout
+    if isinstance(error, asyncpg.InternalClientError):
+        return True  # a connection the server dropped while idle, caught mid-way: use another one
     if isinstance(error, asyncpg.InterfaceError):
         # "connection is closed", "another operation is in progress"; but a bad argument (DataError,
         # a ValueError too) is our mistake and would fail again.
@@ -58,7 +61,9 @@ def is_transient(error: BaseException) -> bool:
 
 
 def is_database_error(error: BaseException) -> bool:
-    return isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError | OSError)
+    return isinstance(
+        error, asyncpg.PostgresError | asyncpg.InterfaceError | asyncpg.InternalClientError | OSError
+    )
 
 
 def unavailable(error: BaseException) -> StoreUnavailable:
@@ -110,7 +115,8 @@ async def borrowed(pool: asyncpg.Pool, within: float) -> AsyncIterator[asyncpg.C
         async with asyncio.timeout(within):
             yield conn
     except BaseException:
-        conn.terminate()
+        with contextlib.suppress(asyncpg.InterfaceError):  # already gone, and handed back by asyncpg
+            conn.terminate()
         raise
     finally:
         await pool.release(conn)
