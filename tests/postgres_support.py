@@ -27,6 +27,7 @@ from tests.backends import POSTGRES_URL, require
 
 HOST = "127.0.0.1"
 SSL_REQUEST = 80877103
+COMMIT = b"Q\x00\x00\x00\x0bCOMMIT\x00"  # a simple-protocol COMMIT, as asyncpg sends it
 SERVER = (urlsplit(POSTGRES_URL).hostname or HOST, urlsplit(POSTGRES_URL).port or 5432)
 
 
@@ -125,6 +126,7 @@ class Certificates:
                 .not_valid_after(now + datetime.timedelta(days=1))
             )
 
+        folder.mkdir(parents=True, exist_ok=True)
         ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
         ca = (
             builder("scoreboard pg test CA", ca_key)
@@ -153,21 +155,24 @@ class PgProxy:
     `cut()` resets every link and refuses new ones (the server went away); `blackhole()` accepts
     and reads but never answers, and silences open links (a network partition); `restore()` goes
     back to forwarding. With `tls`, the proxy answers PostgreSQL's SSLRequest itself and terminates
-    TLS, forwarding plaintext to the server (which has no TLS of its own): `tls_sessions` counts the
-    encrypted links made."""
+    TLS, forwarding plaintext to the server (which need not have TLS of its own): `tls_sessions`
+    counts the encrypted links made. With `refuse_tls` it declines every SSLRequest, like a server
+    without TLS, whatever the real server does."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, refuse_tls: bool = False) -> None:
         self.port = 0
         self.mode = "forward"
         self.tls = tls
+        self.refuse_tls = refuse_tls
         self.tls_sessions = 0
+        self._commit_trap: str | None = None
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
-    async def start(cls, tls: ssl.SSLContext | None = None) -> PgProxy:
-        proxy = cls(tls)
+    async def start(cls, tls: ssl.SSLContext | None = None, refuse_tls: bool = False) -> PgProxy:
+        proxy = cls(tls, refuse_tls)
         proxy._server = await asyncio.start_server(proxy._accept, HOST, 0)
         proxy.port = proxy._server.sockets[0].getsockname()[1]
         return proxy
@@ -178,6 +183,11 @@ class PgProxy:
     def cut(self) -> None:
         self.mode = "down"
         self._abort_links()
+
+    def lose_commit(self, delivered: bool) -> None:
+        """One-shot: reset the link of the next client that sends COMMIT before it hears the answer;
+        the COMMIT itself reaches the server (`delivered`) or not. Either way the client cannot know."""
+        self._commit_trap = "deliver" if delivered else "drop"
 
     def blackhole(self) -> None:
         self.mode = "blackhole"
@@ -222,30 +232,50 @@ class PgProxy:
             await _swallow(reader)
             return
         first = await reader.readexactly(8)
-        if self.tls is not None and struct.unpack("!ii", first) == (8, SSL_REQUEST):
-            writer.write(b"S")
+        if struct.unpack("!ii", first) == (8, SSL_REQUEST) and (self.tls or self.refuse_tls):
+            writer.write(b"S" if self.tls else b"N")  # N: "no TLS here", as a server without it says
             await writer.drain()
-            await writer.start_tls(self.tls)
-            self.tls_sessions += 1
+            if self.tls is not None:
+                await writer.start_tls(self.tls)
+                self.tls_sessions += 1
             first = b""
         upstream_reader, upstream = await asyncio.open_connection(*SERVER)
         self._links.add(upstream)
         try:
             upstream.write(first)
-            await asyncio.gather(self._pipe(reader, upstream), self._pipe(upstream_reader, writer))
+            await asyncio.gather(self._pipe(reader, upstream, writer), self._pipe(upstream_reader, writer))
         finally:
             self._links.discard(upstream)
             upstream.transport.abort()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: asyncio.StreamWriter | None = None,
+    ) -> None:
+        """Copy `reader` to `writer`; `client` is set on the client-to-server direction."""
         try:
             while data := await reader.read(65536):
                 if self.mode == "blackhole":
                     continue  # the partition swallows everything
+                if client is not None and self._commit_trap and COMMIT in data:
+                    await self._spring_commit_trap(data, writer, client)
+                    return
                 writer.write(data)
                 await writer.drain()
         finally:
             writer.transport.abort()
+
+    async def _spring_commit_trap(
+        self, data: bytes, upstream: asyncio.StreamWriter, client: asyncio.StreamWriter
+    ) -> None:
+        trap, self._commit_trap = self._commit_trap, None
+        client.transport.abort()  # before any answer can reach it
+        if trap == "deliver":
+            upstream.write(data)
+            await upstream.drain()
+            await asyncio.sleep(0.3)  # let the server read and commit before the link closes
 
 
 async def _swallow(reader: asyncio.StreamReader) -> None:

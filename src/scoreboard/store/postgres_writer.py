@@ -148,6 +148,7 @@ class PostgresWriter:
         self.batches = 0  # committed batches
         self.writes = 0  # writes decided by a committed batch (applied or refused)
         self.retries = 0  # batch attempts rolled back by a transient failure and run again
+        self.outcomes_learnt = 0  # COMMITs whose answer was lost, settled by asking the server
         self.unknown_outcomes = 0  # batches whose COMMIT outcome could not be learnt
 
     def start(self, pool: asyncpg.Pool) -> None:
@@ -259,6 +260,8 @@ class PostgresWriter:
             if not await backoff.wait():
                 found = None
                 break
+        if found in ("committed", "aborted"):
+            self.outcomes_learnt += 1
         if found == "committed":
             return
         if found == "aborted":
