@@ -47,6 +47,8 @@ T = TypeVar("T")
 
 BUDGET_SECONDS = 4.0  # the longest any call waits for an unreachable database before StoreUnavailable
 CONNECT_TIMEOUT_SECONDS = 2.0
+BULK_SECONDS = 600.0  # a whole-table read (cache rebuild) in all; each of its round trips: the budget
+SCAN_CHUNK = 20_000
 MIGRATION_LOCK = 0x5C0_4EB0A4D  # pg_advisory_lock key: one migrator per database at a time
 MIGRATION_LOCK_TIMEOUT = 300.0  # how long a starting instance waits for another one's migration
 # A session stuck mid-transaction (its client vanished) would hold row locks; the server ends it.
@@ -127,13 +129,15 @@ class PostgresStore:
     async def ping(self) -> None:
         await self._read(lambda c: c.fetchval("SELECT 1"))
 
-    async def _read(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _read(self, work: Callable[[asyncpg.Connection], Awaitable[T]], bulk: bool = False) -> T:
+        """`work` on a pooled connection, retried on transient failures within the budget. A `bulk`
+        read may run for up to BULK_SECONDS in all, as long as each round trip answers in time."""
         pool = self._pool
         if pool is None:
             raise StoreUnavailable("the PostgreSQL store is not open")
 
         async def attempt(within: float) -> T:
-            async with borrowed(pool, within) as conn:
+            async with borrowed(pool, BULK_SECONDS if bulk else within) as conn:
                 return await work(conn)
 
         return await retrying(attempt, self._budget)
@@ -250,9 +254,16 @@ class PostgresStore:
         return [_entry(r) for r in rows]
 
     async def all_scores(self) -> list[ScoreEntry]:
-        # A bulk scan (a cache rebuild): it may take longer than a request is allowed to.
-        rows = await self._read(lambda c: c.fetch(_BOARD, timeout=max(self._budget, 300.0)))
-        return [_entry(r) for r in rows]
+        async def scan(c: asyncpg.Connection) -> list[ScoreEntry]:
+            # A cache rebuild may read millions of rows: in chunks, each answering within the budget.
+            entries: list[ScoreEntry] = []
+            async with c.transaction(readonly=True):
+                cursor = await c.cursor(_BOARD)
+                while rows := await cursor.fetch(SCAN_CHUNK):
+                    entries += [_entry(r) for r in rows]
+            return entries
+
+        return await self._read(scan, bulk=True)
 
     async def rank_of(self, user_id: str) -> int | None:
         key = _canonical(user_id)
@@ -418,18 +429,20 @@ SELECT s.user_id, u.display_name, s.score, s.score_reached_at
 FROM user_score s JOIN users u USING (user_id) WHERE s.user_id = $1
 """
 
+# Board order is the user_score_board index order: the top-N is an index scan that stops at N.
+# Ids leave as text (cheaper to decode by the million) but sort as UUIDs (bytes: no collation).
 _BOARD = """
-SELECT s.user_id, u.display_name, s.score, s.score_reached_at
+SELECT s.user_id::text AS user_id, u.display_name, s.score, s.score_reached_at
 FROM user_score s JOIN users u USING (user_id) WHERE s.score > 0
 ORDER BY s.score DESC, s.score_reached_at ASC, s.user_id ASC
 """
 
+# Two range scans of the board index, each as long as the rank, never the whole table.
 _RANK_OF = """
-SELECT 1 + (
-    SELECT count(*) FROM user_score o
-    WHERE o.score > me.score
-       OR (o.score = me.score AND (o.score_reached_at, o.user_id) < (me.score_reached_at, me.user_id))
-)
+SELECT 1
+    + (SELECT count(*) FROM user_score o WHERE o.score > me.score)
+    + (SELECT count(*) FROM user_score o WHERE o.score = me.score
+         AND (o.score_reached_at, o.user_id) < (me.score_reached_at, me.user_id))
 FROM user_score me WHERE me.user_id = $1 AND me.score > 0
 """
 

@@ -143,7 +143,7 @@ class PostgresWriter:
         self._budget = budget
         self._max_batch = max_batch
         self._pool: asyncpg.Pool | None = None
-        self._jobs: asyncio.Queue[_Job | None] = asyncio.Queue()
+        self._jobs: asyncio.Queue[_Job | None] | None = None
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # committed batches
         self.writes = 0  # writes decided by a committed batch (applied or refused)
@@ -153,39 +153,42 @@ class PostgresWriter:
 
     def start(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="scoreboard-pg-writer")
+        jobs: asyncio.Queue[_Job | None] = asyncio.Queue()  # bound to the loop that opened the store
+        self._jobs = jobs
+        self._task = asyncio.get_running_loop().create_task(self._run(jobs), name="scoreboard-pg-writer")
 
     async def run(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """Run `work(conn)` in the next batch; returns once that batch has committed."""
-        if self._task is None or self._task.done():
+        jobs, task = self._jobs, self._task
+        if jobs is None or task is None or task.done():
             raise StoreUnavailable("the database writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put_nowait(_Job(work, future, loop.time() + self._budget))
+        jobs.put_nowait(_Job(work, future, loop.time() + self._budget))
         return await future
 
     async def stop(self) -> None:
         """Finish the writes already queued, then stop."""
-        if self._task is not None and not self._task.done():
+        if self._jobs is not None and self._task is not None and not self._task.done():
             self._jobs.put_nowait(None)
             await self._task
 
-    async def _run(self) -> None:
-        while (batch := await self._next_batch()) is not None:
+    async def _run(self, jobs: asyncio.Queue[_Job | None]) -> None:
+        while (batch := await self._next_batch(jobs)) is not None:
             try:
                 await self._execute(batch)
             except Exception as error:  # a bug must not strand the callers of this batch
                 _fail(batch, error)
 
-    async def _next_batch(self) -> list[_Job] | None:
-        first = await self._jobs.get()
+    async def _next_batch(self, jobs: asyncio.Queue[_Job | None]) -> list[_Job] | None:
+        first = await jobs.get()
         if first is None:
             return None
         batch = [first]
-        while len(batch) < self._max_batch and not self._jobs.empty():
-            job = self._jobs.get_nowait()
+        while len(batch) < self._max_batch and not jobs.empty():
+            job = jobs.get_nowait()
             if job is None:
-                self._jobs.put_nowait(None)  # finish this batch, then stop
+                jobs.put_nowait(None)  # finish this batch, then stop
                 break
             batch.append(job)
         return batch
