@@ -67,7 +67,7 @@ def is_database_error(error: BaseException) -> bool:
 
 
 def unavailable(error: BaseException) -> StoreUnavailable:
-    return StoreUnavailable(f"the database did not answer in time: {type(error).__name__}: {error}")
+    return StoreUnavailable(f"the database is unavailable ({type(error).__name__}: {error})")
 
 
 class Backoff:
