@@ -195,9 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return _demo(args, settings)
     except Exception as error:  # a clear line, not a stack trace, for expected failures
-        from scoreboard.domain.errors import DomainError
+        from scoreboard.domain.errors import DomainError, StoreUnavailable
 
-        if isinstance(error, DomainError | SettingsError | OSError):
+        if isinstance(error, DomainError | SettingsError | StoreUnavailable | OSError):
             print(f"scoreboard: {error}", file=sys.stderr)
             return 1
         raise

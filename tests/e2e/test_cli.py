@@ -94,3 +94,12 @@ def test_bad_setting_exits_2_naming_the_variable(tmp_path: Path, command: tuple[
     assert "abc" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "scoreboard.db").exists()
+
+
+def test_migrate_with_the_database_unreachable_fails_in_one_line(tmp_path: Path) -> None:
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    result = run_cli("migrate", workdir=tmp_path, env={"SCOREBOARD_DATABASE_URL": closed})
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "database is unavailable" in result.stderr
