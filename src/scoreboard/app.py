@@ -26,6 +26,7 @@ from scoreboard.observability.metrics import Metrics
 from scoreboard.realtime import sse, websocket
 from scoreboard.realtime.hub import Hub
 from scoreboard.realtime.messages import encode_update
+from scoreboard.realtime.sync import HubSync, syncing
 from scoreboard.services.accounts import AccountService
 from scoreboard.services.cache import CacheKeeper
 from scoreboard.services.clock import Clock, utc_now
@@ -114,7 +115,7 @@ async def serving(container: Container, hub: Hub, clock: Clock) -> AsyncIterator
             policy=str(settings.action_policy),
             cache="redis" if settings.redis_url else "memory",
         )
-        async with running(relay):
+        async with running(relay), syncing(HubSync(hub, container.board)):
             yield
     finally:
         await container.broker.close()

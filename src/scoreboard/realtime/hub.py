@@ -159,6 +159,16 @@ class Hub:
             self._gap_timer.cancel()
             self._gap_timer = None
 
+    def catch_up(self, message: bytes) -> None:
+        """Take `message` as the current board now, even across a gap (the missing updates are known
+        to be lost): subscribers get it as an update, history restarts from it."""
+        board = decode_update(message)
+        current = self._board
+        if board.epoch == current.epoch and board.seq <= current.seq:
+            return
+        self._early = {seq: held for seq, held in self._early.items() if seq > board.seq}
+        self._accept(board, message)
+
     def _hold(self, board: Board, message: bytes) -> None:
         self._early[board.seq] = (board, message)
         if self._gap_timer is None:
