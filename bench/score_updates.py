@@ -1,0 +1,759 @@
+"""End-to-end benchmark: score updates per second against a real `scoreboard serve` process.
+
+1. Starts `scoreboard serve` on a free 127.0.0.1 port, embedded (a fresh SQLite file in a temporary
+   folder, in-memory cache), rate limits off, JSON logs to a file in that folder.
+2. Registers and logs in --users accounts (argon2 makes this slow; not timed), then warms the server
+   up with a few hundred updates.
+3. For each count in --clients: issues --requests action tickets (not timed), then redeems every one
+   with POST /api/score/update over that many concurrent keep-alive connections (timed; at most
+   --max-seconds), reading the server's CPU time (utime + stime in /proc/PID/stat) before and after.
+4. Checks that the scores on the leaderboard add up to the number of 200 answers; stops the server.
+
+The load generator is wrk with bench/score_updates.lua when `wrk` is on PATH (Debian: apt-get install
+wrk), else a lean Python client speaking HTTP/1.1 over asyncio streams; the output names the one used.
+When `perf` works, the server's fsync/fdatasync calls are counted too (one per SQLite commit).
+Exit status: 0 when all is well, 1 when the scores do not add up or an update was not answered 200,
+2 when the benchmark could not run.
+
+    .venv/bin/python bench/score_updates.py [--clients 1,64] [--requests 4000] [--users 64] [--json FILE]
+
+docs/benchmarks.md explains the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+HOST = "127.0.0.1"
+PASSWORD = "bench-password-0123"
+REPOSITORY = Path(__file__).resolve().parent.parent
+LUA_SCRIPT = Path(__file__).with_suffix(".lua")
+WRK_THREADS = 1  # one load thread leaves the other core to the server (event loop + SQLite writer)
+WARMUP_UPDATES = 300
+SETUP_CONNECTIONS = 32
+REGISTER_CONNECTIONS = 4  # argon2 is CPU-bound: more would only queue in the server's thread pool
+FSYNC_EVENTS = "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync"
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+_CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (the server failed, a setup call was refused, a tool broke)."""
+
+
+# A minimal HTTP/1.1 client: keep-alive connections and pre-encoded requests. Far cheaper per request
+# than a general-purpose client, so that on a small machine the server is what gets measured.
+
+
+def encode_request(method: str, path: str, body: Any = None, token: str | None = None) -> bytes:
+    payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}"]
+    if token is not None:
+        lines.append(f"Authorization: Bearer {token}")
+    if body is not None:
+        lines.append("Content-Type: application/json")
+    lines.append(f"Content-Length: {len(payload)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
+
+
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        return cls(reader, writer)
+
+    async def send(self, raw: bytes) -> tuple[int, bytes]:
+        """Send one pre-encoded request; the status and body of its answer."""
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = _CONTENT_LENGTH.search(head)
+        if length is None:
+            raise BenchError(f"an answer without Content-Length: {head[:200]!r}")
+        body = await self.reader.readexactly(int(length.group(1)))
+        return int(head[9:12]), body
+
+    async def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+        status, answer = await self.send(encode_request(method, path, body, token))
+        if status >= 300:
+            raise BenchError(f"{method} {path} answered {status}: {answer[:300]!r}")
+        return json.loads(answer)
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+
+async def on_connections(
+    port: int, count: int, jobs: Sequence[Callable[[Connection], Awaitable[T]]]
+) -> list[T]:
+    """Run `jobs` over `count` connections, each taking the next job when free; results in order."""
+    results: list[Any] = [None] * len(jobs)
+    position = iter(range(len(jobs)))
+
+    async def worker() -> None:
+        conn = await Connection.open(port)
+        try:
+            for i in position:
+                results[i] = await jobs[i](conn)
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(min(count, len(jobs)))))
+    return results
+
+
+def event_loop_factory() -> tuple[Callable[[], asyncio.AbstractEventLoop] | None, str]:
+    try:
+        import uvloop
+    except ImportError:
+        return None, "asyncio"
+    return uvloop.new_event_loop, "asyncio+uvloop"
+
+
+# The server under test.
+
+
+class Server:
+    """`scoreboard serve` as a child process with its own data folder; stopped on exit."""
+
+    def __init__(self, folder: Path, extra_env: dict[str, str]) -> None:
+        self.folder = folder
+        self.extra_env = extra_env
+        self.port = free_port()
+        self.log_path = folder / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBOARD_")}
+        env.update(
+            SCOREBOARD_DATABASE_URL=f"sqlite:///{self.folder / 'scoreboard.db'}",
+            SCOREBOARD_JWT_SECRET=os.urandom(32).hex(),
+            SCOREBOARD_ACCESS_TOKEN_TTL_SECONDS="3600",
+            SCOREBOARD_RATE_LIMIT_SCORE_UPDATES="off",
+            SCOREBOARD_RATE_LIMIT_ACTIONS="off",
+            SCOREBOARD_RATE_LIMIT_LOGIN="off",
+            SCOREBOARD_RATE_LIMIT_REGISTER="off",
+            SCOREBOARD_LOG_FORMAT="json",
+        )
+        env.update(self.extra_env)
+        script = Path(sys.executable).with_name("scoreboard")
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "scoreboard.cli"]
+        command += ["serve", "--host", HOST, "--port", str(self.port)]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=self.folder, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        give_up = time.monotonic() + timeout
+        while time.monotonic() < give_up:
+            if self.process is not None and self.process.poll() is not None:
+                raise BenchError(f"the server exited with {self.process.returncode}:\n{self.log_tail()}")
+            with contextlib.suppress(OSError):
+                if self.get("/readyz").get("status") == "ready":
+                    return
+            time.sleep(0.1)
+        raise BenchError(f"the server was not ready after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def get(self, path: str) -> Any:
+        return json.loads(self.get_text(path))
+
+    def get_text(self, path: str) -> str:
+        with urllib.request.urlopen(f"http://{HOST}:{self.port}{path}", timeout=10) as answer:
+            return str(answer.read().decode())
+
+    def cpu_times(self) -> tuple[float, float]:
+        """(user, system) CPU seconds of the server process, all its threads, so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        return int(fields[11]) / _CLOCK_TICK, int(fields[12]) / _CLOCK_TICK
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+# Side measurements, each only where its tool works: fsyncs (perf) and a profile (py-spy).
+
+
+class FsyncCounter:
+    """Counts the server's fsync/fdatasync calls with `perf stat`: counted in the kernel, cheap."""
+
+    def __init__(self, pid: int) -> None:
+        self._process = subprocess.Popen(
+            ["perf", "stat", "-x,", "-e", FSYNC_EVENTS, "-p", str(pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.3)  # let perf attach before the phase starts
+
+    @staticmethod
+    def works(pid: int) -> bool:
+        return shutil.which("perf") is not None and FsyncCounter(pid).stop() is not None
+
+    def stop(self) -> int | None:
+        self._process.send_signal(signal.SIGINT)
+        _, report = self._process.communicate(timeout=15)
+        counts = [line.split(",")[0] for line in report.splitlines() if "sys_enter_f" in line]
+        if len(counts) != 2 or not all(c.isdigit() for c in counts):
+            return None
+        return sum(int(c) for c in counts)
+
+
+class Profiler:
+    """Samples the server's Python stacks with py-spy (without pausing it) into collapsed stacks,
+    which flamegraph.pl or speedscope can draw."""
+
+    def __init__(self, pid: int, output: Path) -> None:
+        self.output = output
+        command = [str(py_spy()), "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
+        command += ["--nonblocking", "--output", str(output)]
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        time.sleep(1.0)  # py-spy needs a moment to attach
+
+    def stop(self) -> list[tuple[str, float]]:
+        self._process.send_signal(signal.SIGINT)
+        _, errors = self._process.communicate(timeout=30)
+        if not self.output.exists():
+            raise BenchError(f"py-spy wrote no profile: {errors.strip()}")
+        return top_frames(self.output)
+
+
+def py_spy() -> Path:
+    beside = Path(sys.executable).with_name("py-spy")
+    if beside.exists():
+        return beside
+    found = shutil.which("py-spy")
+    if found is None:
+        raise BenchError("--profile needs py-spy (e.g. .venv/bin/pip install py-spy)")
+    return Path(found)
+
+
+def top_frames(collapsed: Path, count: int = 10) -> list[tuple[str, float]]:
+    """The Python frames with the most self time (time in C code counts to its caller)."""
+    self_samples: Counter[str] = Counter()
+    for line in collapsed.read_text(errors="replace").splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if stack and samples.isdigit():
+            self_samples[stack.rpartition(";")[2]] += int(samples)
+    total = sum(self_samples.values()) or 1
+    return [(frame, n / total) for frame, n in self_samples.most_common(count)]
+
+
+# Setup: accounts and tickets.
+
+
+@dataclass(frozen=True)
+class Account:
+    user_id: str
+    token: str
+
+
+async def create_accounts(port: int, count: int) -> list[Account]:
+    tag = os.urandom(3).hex()
+
+    def job(i: int) -> Callable[[Connection], Awaitable[Account]]:
+        async def run(conn: Connection) -> Account:
+            credentials = {"username": f"bench_{tag}_{i}", "password": PASSWORD}
+            user = await conn.call("POST", "/api/auth/register", credentials)
+            login = await conn.call("POST", "/api/auth/login", credentials)
+            return Account(user["user_id"], login["access_token"])
+
+        return run
+
+    return await on_connections(port, REGISTER_CONNECTIONS, [job(i) for i in range(count)])
+
+
+Ticket = tuple[Account, str]  # owner, action_id
+
+
+async def issue_tickets(port: int, accounts: Sequence[Account], count: int) -> list[Ticket]:
+    """`count` tickets dealt round-robin over the accounts."""
+
+    def job(owner: Account) -> Callable[[Connection], Awaitable[Ticket]]:
+        async def run(conn: Connection) -> Ticket:
+            ticket = await conn.call("POST", "/api/actions", {"type": "default"}, owner.token)
+            return owner, str(ticket["action_id"])
+
+        return run
+
+    jobs = [job(accounts[i % len(accounts)]) for i in range(count)]
+    return await on_connections(port, SETUP_CONNECTIONS, jobs)
+
+
+def update_body(ticket: Ticket) -> dict[str, str]:
+    owner, action_id = ticket
+    return {"user_id": owner.user_id, "action_id": action_id}
+
+
+# The timed part: one driver per load generator, each redeeming every ticket once.
+
+
+@dataclass
+class Drive:
+    sent: int
+    ok: int
+    statuses: dict[str, int]
+    elapsed_s: float  # first request sent to last answer received
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    client_cpu_s: float
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+async def drive_python(port: int, tickets: Sequence[Ticket], clients: int, max_seconds: float) -> Drive:
+    raws = [encode_request("POST", "/api/score/update", update_body(t), t[0].token) for t in tickets]
+    connections = [await Connection.open(port) for _ in range(clients)]
+    latencies: list[int] = []
+    statuses: Counter[int] = Counter()
+    position = iter(range(len(raws)))
+    client_cpu, started = time.process_time(), time.perf_counter()
+    deadline = started + max_seconds
+
+    async def client(conn: Connection) -> None:
+        for i in position:
+            sent = time.perf_counter_ns()
+            status, _ = await conn.send(raws[i])
+            latencies.append(time.perf_counter_ns() - sent)
+            statuses[status] += 1
+            if time.perf_counter() >= deadline:
+                return
+
+    await asyncio.gather(*(client(conn) for conn in connections))
+    elapsed, client_cpu = time.perf_counter() - started, time.process_time() - client_cpu
+    for conn in connections:
+        await conn.close()
+    latencies.sort()
+    return Drive(
+        sent=len(latencies),
+        ok=statuses[200],
+        statuses={str(k): v for k, v in sorted(statuses.items())},
+        elapsed_s=elapsed,
+        p50_ms=percentile(latencies, 50) / 1e6,
+        p99_ms=percentile(latencies, 99) / 1e6,
+        max_ms=(latencies[-1] if latencies else 0) / 1e6,
+        client_cpu_s=client_cpu,
+    )
+
+
+def drive_wrk(port: int, tickets: Sequence[Ticket], clients: int, max_seconds: float, folder: Path) -> Drive:
+    data = folder / f"wrk-{clients}.txt"
+    with data.open("w") as out:
+        for ticket in tickets:
+            out.write(f"{ticket[0].token} {json.dumps(update_body(ticket), separators=(',', ':'))}\n")
+    threads = min(WRK_THREADS, clients)
+    hard_stop = math.ceil(max_seconds) + 30  # the script parks every connection at max_seconds
+    command = ["wrk", f"-t{threads}", f"-c{clients}", f"-d{hard_stop}s", "--timeout", "30s"]
+    command += ["-s", str(LUA_SCRIPT), f"http://{HOST}:{port}", "--", str(data), str(threads)]
+    command += [str(max_seconds)]
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    done, problems = 0, []
+    for line in process.stderr:  # wrk stops only at -d by itself: stop it once every thread is done
+        if line.startswith("score_updates.lua: thread done"):
+            done += 1
+            if done == threads:
+                process.send_signal(signal.SIGINT)
+        else:
+            problems.append(line.rstrip())
+    output, _ = process.communicate(timeout=60)
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (children_after.ru_utime - children_before.ru_utime) + (
+        children_after.ru_stime - children_before.ru_stime
+    )
+    marker = "score_updates.lua: "
+    lines = [line.removeprefix(marker) for line in output.splitlines() if line.startswith(marker)]
+    if process.returncode not in (0, -signal.SIGINT) or not lines:
+        raise BenchError(f"wrk failed ({process.returncode}):\n{output}\n" + "\n".join(problems))
+    report = json.loads(lines[-1])
+    return Drive(
+        sent=report["sent"],
+        ok=report["ok"],
+        statuses=dict(sorted(report["statuses"].items())),
+        elapsed_s=report["elapsed_s"],
+        p50_ms=report["p50_us"] / 1e3,
+        p99_ms=report["p99_us"] / 1e3,
+        max_ms=report["max_us"] / 1e3,
+        client_cpu_s=client_cpu,
+        errors={k: v for k, v in report["errors"].items() if v},
+    )
+
+
+def percentile(ordered: Sequence[int], p: float) -> float:
+    """Nearest-rank percentile of an ascending sequence."""
+    if not ordered:
+        return 0.0
+    return float(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)])
+
+
+# One phase: tickets, then the timed drive with the server's CPU time and fsyncs around it.
+
+
+@dataclass
+class Phase:
+    clients: int
+    tickets: int
+    drive: Drive
+    server_user_s: float
+    server_sys_s: float
+    fsyncs: int | None
+    commits: tuple[float, float] | None  # (commits, writes) from /metrics, where the server exports them
+    loadavg: float
+    profile: list[tuple[str, float]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        d = self.drive
+        n = max(d.sent, 1)
+        per = 1e6 / n
+
+        def rate(x: float) -> float:
+            return round(x / d.elapsed_s, 2) if d.elapsed_s else 0.0
+
+        return {
+            "clients": self.clients,
+            "tickets": self.tickets,
+            "sent": d.sent,
+            "ok": d.ok,
+            "statuses": d.statuses,
+            "errors": d.errors,
+            "stopped_at_time_limit": d.sent < self.tickets,
+            "elapsed_s": round(d.elapsed_s, 3),
+            "updates_per_s": round(rate(d.ok), 1),
+            "p50_ms": round(d.p50_ms, 3),
+            "p99_ms": round(d.p99_ms, 3),
+            "max_ms": round(d.max_ms, 3),
+            "server_cpu_us_per_update": round((self.server_user_s + self.server_sys_s) * per, 1),
+            "server_user_us_per_update": round(self.server_user_s * per, 1),
+            "server_sys_us_per_update": round(self.server_sys_s * per, 1),
+            "server_cores_busy": rate(self.server_user_s + self.server_sys_s),
+            "client_cpu_us_per_request": round(d.client_cpu_s * per, 1),
+            "fsyncs_per_update": None if self.fsyncs is None else round(self.fsyncs / n, 4),
+            "writes_per_commit": round(self.commits[1] / self.commits[0], 2) if self.commits else None,
+            "loadavg_1min_before": self.loadavg,
+            "profile_top_self": [[frame, round(share, 4)] for frame, share in self.profile],
+        }
+
+
+def run_phase(
+    args: argparse.Namespace,
+    loop: asyncio.Runner,
+    server: Server,
+    accounts: Sequence[Account],
+    clients: int,
+    count_fsyncs: bool,
+) -> Phase:
+    tickets = loop.run(issue_tickets(server.port, accounts, args.requests))
+    commits_before = commit_totals(server)
+    loadavg = round(os.getloadavg()[0], 2)
+    fsyncs = FsyncCounter(server.pid) if count_fsyncs else None
+    profiler = None
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        profiler = Profiler(server.pid, args.profile / f"score-updates-{clients}.txt")
+    cpu_before = server.cpu_times()
+    if args.client == "wrk":
+        drive = drive_wrk(server.port, tickets, clients, args.max_seconds, server.folder)
+    else:
+        drive = loop.run(drive_python(server.port, tickets, clients, args.max_seconds))
+    cpu_after = server.cpu_times()
+    profile = profiler.stop() if profiler else []
+    fsync_count = fsyncs.stop() if fsyncs else None
+    commits_after, commits = commit_totals(server), None
+    if commits_after is not None:
+        before = commits_before or (0.0, 0.0)
+        if commits_after[0] > before[0]:
+            commits = (commits_after[0] - before[0], commits_after[1] - before[1])
+    return Phase(
+        clients,
+        args.requests,
+        drive,
+        server_user_s=cpu_after[0] - cpu_before[0],
+        server_sys_s=cpu_after[1] - cpu_before[1],
+        fsyncs=fsync_count,
+        commits=commits,
+        loadavg=loadavg,
+        profile=profile,
+    )
+
+
+def metric_values(server: Server, *names: str) -> dict[str, float]:
+    values = {}
+    for line in server.get_text("/metrics").splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in names:
+            values[name] = float(value)
+    return values
+
+
+def commit_totals(server: Server) -> tuple[float, float] | None:
+    """(commits, writes) so far from `scoreboard_store_commit_batch_writes`, if the server has it."""
+    count, total = "scoreboard_store_commit_batch_writes_count", "scoreboard_store_commit_batch_writes_sum"
+    values = metric_values(server, count, total)
+    return (values[count], values[total]) if count in values and total in values else None
+
+
+def verify(server: Server, accounts: Sequence[Account], expected: int) -> dict[str, Any]:
+    """The scores must add up to the 200s the clients counted, exactly, and the board be in order."""
+    limit = min(100, len(accounts))
+    entries = server.get(f"/api/leaderboard?limit={limit}")["entries"]
+    scores = [entry["score"] for entry in entries]
+    if len(accounts) <= limit:
+        total = sum(scores)
+    else:  # the board shows at most 100 users: ask for every user's score
+        total = sum(server.get(f"/api/users/{a.user_id}/score")["score"] for a in accounts)
+    applied = 'scoreboard_score_updates_total{outcome="applied"}'
+    ordered = scores == sorted(scores, reverse=True)
+    return {
+        "expected_ok": expected,
+        "leaderboard_total": sum(scores),
+        "scores_total": total,
+        "metrics_applied": metric_values(server, applied).get(applied),
+        "board_ordered": ordered,
+        "passed": total == expected and ordered,
+    }
+
+
+# Report.
+
+
+def filesystem_of(path: Path) -> str:
+    best, kind, where = "", "unknown", str(path.resolve())
+    for line in Path("/proc/mounts").read_text().splitlines():
+        parts = line.split()
+        if len(parts) > 2 and where.startswith(parts[1]) and len(parts[1]) > len(best):
+            best, kind = parts[1], parts[2]
+    return kind
+
+
+def environment() -> dict[str, Any]:
+    model = next(
+        (
+            line.partition(":")[2].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+
+    def git(*command: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(REPOSITORY), *command], capture_output=True, text=True)
+        except OSError:
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "commit": git("rev-parse", "HEAD"),
+        "src_modified": bool(git("status", "--porcelain", "--", "src")),
+    }
+
+
+def print_table(phases: Sequence[Phase]) -> None:
+    header = (
+        f"{'clients':>7} {'updates':>8} {'updates/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+        f" {'srv CPU µs/upd':>14} {'(user+sys)':>11} {'srv cores':>9} {'cli CPU µs/req':>14}"
+        f" {'fsyncs/upd':>10} {'load':>5}"
+    )
+    print(header)
+    print("-" * len(header))
+    for phase in phases:
+        s = phase.summary()
+        fsyncs = "n/a" if s["fsyncs_per_update"] is None else f"{s['fsyncs_per_update']:.3f}"
+        split = f"{s['server_user_us_per_update']:.0f}+{s['server_sys_us_per_update']:.0f}"
+        print(
+            f"{s['clients']:>7} {s['ok']:>8} {s['updates_per_s']:>10.1f} {s['p50_ms']:>8.2f}"
+            f" {s['p99_ms']:>8.2f} {s['max_ms']:>8.2f} {s['server_cpu_us_per_update']:>14.0f} {split:>11}"
+            f" {s['server_cores_busy']:>9.2f} {s['client_cpu_us_per_request']:>14.0f} {fsyncs:>10}"
+            f" {s['loadavg_1min_before']:>5.2f}"
+        )
+        if s["stopped_at_time_limit"]:
+            print(f"{'':>7} stopped at the time limit: {s['sent']} of {s['tickets']} tickets sent")
+        if s["writes_per_commit"] is not None:
+            print(f"{'':>7} group commit: {s['writes_per_commit']} writes per commit (from /metrics)")
+        for frame, share in phase.profile:
+            print(f"{'':>7} {share:6.1%}  {frame}")
+
+
+# Command line.
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add = parser.add_argument
+    add("--clients", default="1,64", help="comma-separated concurrent connections, one phase each (1,64)")
+    add("--requests", type=int, default=4000, help="tickets to redeem per phase (4000)")
+    add("--users", type=int, default=64, help="accounts the tickets are dealt over (64)")
+    add("--max-seconds", type=float, default=15.0, help="time limit of a phase (15)")
+    add(
+        "--client",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator (auto: wrk if found)",
+    )
+    add("--json", type=Path, help="also write the results to this file")
+    add("--profile", type=Path, help="folder for a py-spy profile of each phase (needs py-spy)")
+    add("--env", action="append", default=[], metavar="NAME=VALUE", help="extra server setting (repeatable)")
+    add("--no-perf", action="store_true", help="do not count fsyncs with `perf stat`")
+    add("--keep", action="store_true", help="keep the temporary data folder (database, server log)")
+    args = parser.parse_args(argv)
+    try:
+        args.clients = [int(c) for c in args.clients.split(",") if c.strip()]
+    except ValueError:
+        parser.error("--clients takes whole numbers, e.g. 1,64")
+    if not args.clients or min(args.clients) < 1 or args.users < 1:
+        parser.error("--clients and --users must be positive")
+    if args.requests < max(args.clients):
+        parser.error("--requests must be at least the largest --clients (a ticket per connection)")
+    if any("=" not in item for item in args.env):
+        parser.error("--env takes NAME=VALUE")
+    args.env = dict(item.split("=", 1) for item in args.env)
+    if args.client == "auto":
+        args.client = "wrk" if shutil.which("wrk") else "python"
+    elif args.client == "wrk" and shutil.which("wrk") is None:
+        parser.error("wrk is not on PATH (Debian: apt-get install wrk)")
+    return args
+
+
+def describe_client(kind: str, loop_name: str) -> str:
+    if kind == "python":
+        return f"python, raw HTTP/1.1 over {loop_name}, one process"
+    version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split(" [")[0]
+    return f"{version}, {WRK_THREADS} thread, bench/score_updates.lua"
+
+
+def run(args: argparse.Namespace, folder: Path) -> int:
+    loop_factory, loop_name = event_loop_factory()
+    client = describe_client(args.client, loop_name)
+    with asyncio.Runner(loop_factory=loop_factory) as loop, Server(folder, args.env) as server:
+        print(f"server: pid {server.pid} on {HOST}:{server.port}, data in {folder} ({filesystem_of(folder)})")
+        print(f"client: {client}; {os.cpu_count()} CPUs")
+        started = time.perf_counter()
+        accounts = loop.run(create_accounts(server.port, args.users))
+        print(f"setup: {len(accounts)} accounts ready in {time.perf_counter() - started:.1f} s")
+        warmup_tickets = loop.run(issue_tickets(server.port, accounts, WARMUP_UPDATES))
+        warmup = loop.run(drive_python(server.port, warmup_tickets, 8, 60.0))
+        count_fsyncs = not args.no_perf and FsyncCounter.works(server.pid)
+
+        phases = []
+        for clients in args.clients:
+            phase = run_phase(args, loop, server, accounts, clients, count_fsyncs)
+            print(f"phase: {clients} clients, {phase.drive.ok} updates in {phase.drive.elapsed_s:.2f} s")
+            phases.append(phase)
+
+        print(f"\nscore updates, client: {client}")
+        print_table(phases)
+        expected = warmup.ok + sum(p.drive.ok for p in phases)
+        check = verify(server, accounts, expected)
+        refused = warmup.sent - warmup.ok + sum(p.drive.sent - p.drive.ok for p in phases)
+        print(
+            f"\nverification {'OK' if check['passed'] else 'MISMATCH'}: the scores add up to"
+            f" {check['scores_total']}, the clients counted {expected} answers 200 (warm-up included);"
+            f" /metrics applied: {check['metrics_applied']}; board in order: {check['board_ordered']}"
+        )
+        if refused:
+            print(f"FAILED: {refused} score updates were not answered 200 (statuses are in --json)")
+        if args.json:
+            document = {
+                "benchmark": "score_updates",
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "command": " ".join(sys.argv),
+                "client": client,
+                "environment": environment(),
+                "filesystem": filesystem_of(folder),
+                "settings": {k: v for k, v in vars(args).items() if k not in {"json", "profile"}},
+                "warmup": asdict(warmup),
+                "phases": [p.summary() for p in phases],
+                "verification": check,
+            }
+            args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
+            print(f"results written to {args.json}")
+        return 0 if check["passed"] and not refused else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    folder = Path(tempfile.mkdtemp(prefix="scoreboard-bench-"))
+    try:
+        return run(args, folder)
+    except BenchError as error:
+        print(f"score_updates: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if args.keep:
+            print(f"kept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
