@@ -11,9 +11,10 @@ from fastapi import FastAPI
 import scoreboard
 from scoreboard.adapters import open_backends
 from scoreboard.adapters import open_store as open_store
-from scoreboard.api import auth_routes, ops_routes, problems, score_routes
+from scoreboard.api import auth_routes, hot_routes, ops_routes, problems, score_routes
 from scoreboard.api import openapi as api_openapi
 from scoreboard.api.deps import Container
+from scoreboard.api.fast_lane import FastLane
 from scoreboard.api.middleware import RequestContext
 from scoreboard.auth.keys import SigningKey, asymmetric_key, load_or_create_secret, symmetric_key
 from scoreboard.auth.passwords import Passwords
@@ -143,6 +144,9 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
         version=scoreboard.__version__,
         description=(Path(__file__).parent / "api" / "description.md").read_text("utf-8"),
         lifespan=lifespan,
+        # FastAPI's built-in OpenTelemetry asks the global providers on every request; we export our
+        # own metrics, so it is off.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.container = container
     app.state.hub = hub
@@ -158,6 +162,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     )
     for router in routers:
         app.include_router(router)
+    app.add_middleware(FastLane, routes=hot_routes.ROUTES)
     app.add_middleware(RequestContext, metrics=container.metrics)
     return app
 

@@ -51,7 +51,8 @@ class Container:
     limiter: RateLimiter
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
+    """`async` on purpose: FastAPI runs a plain `def` dependency in a worker thread, per request."""
     container: Container = request.app.state.container
     return container
 
@@ -76,7 +77,7 @@ def _token_from(request: Request) -> tuple[str | None, bool]:
 async def authenticate(request: Request) -> Principal:
     """The verified caller: signature, pinned algorithm, exp, iss, aud, revocation, and CSRF for
     cookie-authenticated writes."""
-    container = get_container(request)
+    container: Container = request.app.state.container
     token, from_cookie = _token_from(request)
     if not token:
         container.metrics.tokens_rejected.labels("missing").inc()
@@ -114,3 +115,13 @@ async def authenticate_optional(request: Request) -> Principal | None:
 
 Caller = Annotated[Principal, Depends(authenticate)]
 OptionalCaller = Annotated[Principal | None, Depends(authenticate_optional)]
+
+
+async def viewer(request: Request) -> Principal | None:
+    """Anyone may read when PUBLIC_SCOREBOARD is true; otherwise a valid token is needed."""
+    if request.app.state.container.settings.public_scoreboard:
+        return await authenticate_optional(request)
+    return await authenticate(request)
+
+
+Viewer = Annotated[Principal | None, Depends(viewer)]

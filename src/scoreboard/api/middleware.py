@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -16,6 +17,10 @@ from scoreboard.observability.metrics import Metrics
 
 log = get_logger("scoreboard.http")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# Generated ids: a random tag per process plus a counter — unique across instances, and cheaper
+# than a UUID per request.
+_PROCESS_TAG = os.urandom(6).hex() + "-"
+_SERIAL = itertools.count(1)
 SCORE_UPDATE_ROUTE = "/api/score/update"
 _OUTCOME_BY_CODE = {
     "duplicate_action": "duplicate",
@@ -32,17 +37,20 @@ _OUTCOME_BY_CODE = {
 
 class RequestContext:
     """Tags each HTTP request with an id (accepting a sane `X-Request-ID`), echoes it, times the
-    request, counts it by route template and logs it once."""
+    request, counts it by route template and logs it once — with the outcome of a score update and
+    whatever the handlers bound to the log context (user id, new score...)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id = _request_id(scope)
+        echoed = (b"x-request-id", request_id.encode())
         status = 500
         started = time.perf_counter()
 
@@ -50,31 +58,47 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", ()), echoed]
             await send(message)
 
+        structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             self._record(scope, status, time.perf_counter() - started)
-            structlog.contextvars.unbind_contextvars("request_id")
 
     def _record(self, scope: Scope, status: int, elapsed: float) -> None:
         route = _route_template(scope)
         method = scope["method"]
-        self.metrics.http_requests.labels(method, route, str(status)).inc()
-        self.metrics.http_duration.labels(method, route).observe(elapsed)
+        counted, timed = self._metric_children(method, route, status)
+        counted.inc()
+        timed.observe(elapsed)
+        extra: dict[str, str] = {}
+        code = scope.get(PROBLEM_CODE_KEY)
+        if code:
+            extra["code"] = code
         if route == SCORE_UPDATE_ROUTE:
-            self.metrics.score_updates.labels(_update_outcome(scope, status)).inc()
+            extra["outcome"] = outcome = _update_outcome(scope, status)
+            self.metrics.score_updates.labels(outcome).inc()
         log.info(
             "http.request",
             method=method,
             route=route,
             status=status,
             duration_ms=round(elapsed * 1000, 3),
+            **extra,
         )
+
+    def _metric_children(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.metrics.http_requests.labels(method, route, str(status)),
+                self.metrics.http_duration.labels(method, route),
+            )
+        return children
 
 
 def _update_outcome(scope: Scope, status: int) -> str:
@@ -89,7 +113,7 @@ def _request_id(scope: Scope) -> str:
             candidate = bytes(value).decode("latin-1")
             if _SAFE_ID.match(candidate):
                 return candidate
-    return uuid.uuid4().hex
+    return f"{_PROCESS_TAG}{next(_SERIAL):x}"
 
 
 def _route_template(scope: Scope) -> str:

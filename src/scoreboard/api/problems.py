@@ -124,53 +124,55 @@ def answer(request: Request, problem: Problem) -> Response:
     return problem_response(problem)
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers that turn every failure into a problem document."""
+UNAVAILABLE = "the database is unreachable; nothing was changed, retry shortly"
 
-    async def on_problem(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Problem)
-        return answer(request, exc)
 
-    async def on_domain(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, errors.DomainError)
-        return answer(request, from_domain(exc))
-
-    async def on_unavailable(request: Request, exc: Exception) -> Response:
+def problem_for(exc: Exception) -> Problem | None:
+    """The problem document an expected failure deserves; None for a bug."""
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, errors.DomainError):
+        return from_domain(exc)
+    if isinstance(exc, errors.StoreUnavailable):
         log.error("store.unavailable", error=str(exc))
-        return answer(
-            request,
-            Problem(
-                503,
-                "service_unavailable",
-                "the database is unreachable; nothing was changed, retry shortly",
-                {"Retry-After": "2"},
-            ),
-        )
-
-    async def on_token(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, InvalidToken)
-        return answer(request, unauthenticated(f"the access token was refused: {exc.reason}"))
-
-    async def on_validation(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
+        return Problem(503, "service_unavailable", UNAVAILABLE, {"Retry-After": "2"})
+    if isinstance(exc, InvalidToken):
+        return unauthenticated(f"the access token was refused: {exc.reason}")
+    if isinstance(exc, RequestValidationError):
         where = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()
         )
-        return answer(request, invalid(where or "the request is not valid"))
-
-    async def on_http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
+        return invalid(where or "the request is not valid")
+    if isinstance(exc, StarletteHTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return answer(request, Problem(exc.status_code, code, str(exc.detail), dict(exc.headers or {})))
+        return Problem(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+    return None
 
-    async def on_crash(request: Request, exc: Exception) -> Response:
-        log.error("request.crashed", path=request.url.path, error=repr(exc))
-        return answer(request, Problem(500, "internal_error", "an unexpected error occurred"))
 
-    app.add_exception_handler(Problem, on_problem)
-    app.add_exception_handler(errors.DomainError, on_domain)
-    app.add_exception_handler(errors.StoreUnavailable, on_unavailable)
-    app.add_exception_handler(InvalidToken, on_token)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_crash)
+def crash(request: Request, exc: Exception) -> Response:
+    log.error("request.crashed", path=request.url.path, error=repr(exc))
+    return answer(request, Problem(500, "internal_error", "an unexpected error occurred"))
+
+
+def respond(request: Request, exc: Exception) -> Response:
+    """The response for any exception raised while handling `request`."""
+    problem = problem_for(exc)
+    return crash(request, exc) if problem is None else answer(request, problem)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into a problem document."""
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        return respond(request, exc)
+
+    for kind in (
+        Problem,
+        errors.DomainError,
+        errors.StoreUnavailable,
+        InvalidToken,
+        RequestValidationError,
+        StarletteHTTPException,
+        Exception,
+    ):
+        app.add_exception_handler(kind, on_error)

@@ -1,15 +1,17 @@
-"""Action and score routes: the hot write path and the board reads, kept lean."""
+"""Action and score routes. The two hot ones are served by the fast lane (see api/fast_lane.py);
+their declarations here document them and delegate to the same endpoints."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
+from scoreboard.api import hot_routes
 from scoreboard.api import openapi as doc
 from scoreboard.api.bodies import CANONICAL_UUID, read_json
-from scoreboard.api.deps import Caller, Services, authenticate, authenticate_optional
-from scoreboard.api.responses import json_response, raw_json
+from scoreboard.api.deps import Caller, Services, Viewer
+from scoreboard.api.responses import json_response
 from scoreboard.api.schemas import (
     ActionRequest,
     LeaderboardOut,
@@ -18,20 +20,8 @@ from scoreboard.api.schemas import (
     TicketOut,
     UserScoreOut,
 )
-from scoreboard.domain.model import Principal
 
 router = APIRouter(tags=["scores"])
-SUCCESS = "Score updated successfully."
-
-
-async def viewer(request: Request) -> Principal | None:
-    """Anyone may read when PUBLIC_SCOREBOARD is true; otherwise a valid token is needed."""
-    if request.app.state.container.settings.public_scoreboard:
-        return await authenticate_optional(request)
-    return await authenticate(request)
-
-
-Viewer = Annotated[Principal | None, Depends(viewer)]
 
 
 @router.post(
@@ -62,24 +52,20 @@ async def request_action(request: Request, caller: Caller, services: Services) -
     openapi_extra=doc.body(ScoreUpdateRequest),
     responses=doc.responses((200, ScoreUpdatedOut), 400, 401, 403, 409, 413, 429, 503),
 )
-async def update_score(request: Request, caller: Caller, services: Services) -> Response:
+async def update_score(request: Request) -> Response:
     """Redeem a completed action: the user's score rises by its points exactly once. A repeated
-    `action_id` answers 409 `duplicate_action` with the current `score`."""
-    await services.scores.admit_update(caller)
-    body = await read_json(request, ScoreUpdateRequest, services.settings.max_body_bytes)
-    updated = await services.scores.update(caller, body.user_id, body.action_id)
-    return json_response(ScoreUpdatedOut(SUCCESS, updated.new_score, updated.rank))
+    `action_id` answers 409 `duplicate_action` with the current `score`. Needs a bearer token (or the
+    cookie plus `X-CSRF-Token`); only role `service` or `admin` may act for another user."""
+    return await hot_routes.update_score(request)
 
 
 @router.get(
     "/api/leaderboard",
     responses=doc.responses((200, LeaderboardOut), 400, 401),
 )
-async def leaderboard(
-    _: Viewer, services: Services, limit: Annotated[int, Query(ge=1, le=100)] = 10
-) -> Response:
+async def leaderboard(request: Request, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Response:
     """The top `limit` users (1-100, default 10) with the board's `epoch` and `seq`."""
-    return raw_json(await services.scores.leaderboard_json(limit))
+    return await hot_routes.leaderboard(request)
 
 
 @router.get(

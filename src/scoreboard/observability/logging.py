@@ -7,6 +7,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
+import msgspec
 import structlog
 
 # Keys whose values are never written, whatever a caller passes.
@@ -23,6 +24,14 @@ _SECRET_KEYS = frozenset(
         "csrf_token",
     }
 )
+
+
+_encode = msgspec.json.Encoder(enc_hook=str).encode
+
+
+def _json(event: Any, **_: Any) -> str:
+    """JSON via msgspec: several times faster than json.dumps on the per-request line."""
+    return _encode(event).decode()
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -49,7 +58,9 @@ _STDERR_LOGGER = _StderrLogger()
 def configure_logging(log_format: str = "json", level: str = "info") -> None:
     """Set up structlog (and route stdlib logging through the same format). Safe to call twice."""
     renderer: Any = (
-        structlog.dev.ConsoleRenderer() if log_format == "console" else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer()
+        if log_format == "console"
+        else structlog.processors.JSONRenderer(serializer=_json)
     )
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     structlog.configure(
@@ -62,7 +73,7 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=lambda *_: _STDERR_LOGGER,
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
     # Client libraries log every request at INFO; that is our access log's job.

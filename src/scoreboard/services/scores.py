@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import structlog
+
 from scoreboard.broker.base import ScoreEvents
 from scoreboard.domain.actions import ActionCatalog, ActionPolicy, issue_ticket
 from scoreboard.domain.errors import ActingForAnotherUser, UserNotFound
@@ -91,8 +93,8 @@ class ScoreService:
         redeemed = await self._store.redeem(request)
         self._metrics.points_awarded.inc(redeemed.points)
         rank = await self.apply(redeemed.entry, redeemed.event_id)
-        log.info(
-            "score.updated",
+        # Carried by the request's one log line (api/middleware.py), not a line of its own.
+        structlog.contextvars.bind_contextvars(
             user_id=request.user_id,
             action_id=request.action_id,
             points=redeemed.points,
