@@ -55,6 +55,7 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
     metrics = Metrics()
     backends = open_backends(settings)
     store, board, broker = backends.store, backends.board, backends.broker
+    store.observe_commits(metrics.store_batch_size.observe)
     key = signing_key(settings)
     tokens = AccessTokens(key, settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_seconds)
     throttle, limits = Throttle(backends.limiter, metrics), LimitSet.from_settings(settings)

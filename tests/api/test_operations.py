@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -205,3 +206,15 @@ async def test_logs_never_contain_passwords_or_tokens(
         assert secret not in logs
     # Not even the signature part of a token.
     assert alice.token.rsplit(".", 1)[1] not in logs
+
+
+async def test_metrics_show_how_many_writes_shared_each_commit(api: Api) -> None:
+    alice = await api.user()
+    tickets = [await api.ticket(alice) for _ in range(20)]
+    await asyncio.gather(*(api.update(alice, action_id) for action_id in tickets))
+
+    text = (await api.http.get("/metrics")).text
+    commits = metric(text, "scoreboard_store_commit_batch_writes_count")
+    writes = metric(text, "scoreboard_store_commit_batch_writes_sum")
+    assert writes >= 20 + 20 + 2  # tickets, redemptions, the account and its refresh token
+    assert 0 < commits < writes  # concurrent redemptions shared commits

@@ -6,6 +6,7 @@ suite (tests/contract/test_store.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -112,6 +113,9 @@ class Store(Accounts, Ledger, Outbox, Protocol):
 
     async def open(self) -> None:
         """Apply migrations and start serving."""
+
+    def observe_commits(self, observer: Callable[[int], None]) -> None:
+        """Call `observer` after every commit with the number of writes it carried (group commit)."""
 
     async def ping(self) -> None:
         """Raise StoreUnavailable when the database does not answer."""

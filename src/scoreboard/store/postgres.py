@@ -126,6 +126,9 @@ class PostgresStore:
             except TimeoutError:
                 pool.terminate()
 
+    def observe_commits(self, observer: Callable[[int], None]) -> None:
+        self._writer.on_commit = observer
+
     async def ping(self) -> None:
         await self._read(lambda c: c.fetchval("SELECT 1"))
 

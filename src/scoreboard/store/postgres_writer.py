@@ -146,6 +146,7 @@ class PostgresWriter:
         self._jobs: asyncio.Queue[_Job | None] | None = None
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # committed batches
+        self.on_commit: Callable[[int], None] = lambda _: None
         self.writes = 0  # writes decided by a committed batch (applied or refused)
         self.retries = 0  # batch attempts rolled back by a transient failure and run again
         self.outcomes_learnt = 0  # COMMITs whose answer was lost, settled by asking the server
@@ -214,6 +215,7 @@ class PostgresWriter:
                 return
             self.batches += 1
             self.writes += len(jobs)
+            self.on_commit(len(jobs))
             _settle(outcomes)
             return
 

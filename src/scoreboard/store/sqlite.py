@@ -101,6 +101,9 @@ class SqliteStore:
         await asyncio.to_thread(self._writer.stop)
         self._reader.shutdown(wait=True)
 
+    def observe_commits(self, observer: Callable[[int], None]) -> None:
+        self._writer.on_commit = observer
+
     async def ping(self) -> None:
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
 

@@ -36,6 +36,7 @@ class SqliteWriter:
         self._thread = threading.Thread(target=self._run, name="scoreboard-sqlite-writer", daemon=True)
         self.batches = 0
         self.writes = 0
+        self.on_commit: Callable[[int], None] = _ignore
 
     def start(self) -> None:
         self._thread.start()
@@ -92,6 +93,7 @@ class SqliteWriter:
             conn.execute("BEGIN IMMEDIATE")
             outcomes = [_run_in_savepoint(conn, job) for job in batch]
             conn.execute("COMMIT")
+            self.on_commit(len(batch))
         except sqlite3.Error as error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -100,6 +102,10 @@ class SqliteWriter:
         self.batches += 1
         self.writes += len(batch)
         _settle(batch, outcomes)
+
+
+def _ignore(_: int) -> None:
+    return None
 
 
 def _run_in_savepoint(conn: sqlite3.Connection, job: _Job) -> _Outcome:
