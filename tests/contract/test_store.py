@@ -14,7 +14,7 @@ from scoreboard.domain.errors import ActionNotPermitted, DuplicateAction, ScoreO
 from scoreboard.domain.model import Credentials, Redeemed, Role, ScoreEntry, Ticket, User
 from scoreboard.domain.ranking import rank_entries
 from scoreboard.domain.scoring import MAX_SCORE
-from scoreboard.leaderboard.memory import MemoryLeaderboard
+from scoreboard.leaderboard.base import Leaderboard
 from scoreboard.store.base import OutboxEvent, RedeemRequest, RefreshRecord, Store
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -400,9 +400,10 @@ async def test_rank_of_agrees_with_board_order(store: Store) -> None:
     assert await store.rank_of(new_id()) is None
 
 
-async def test_store_and_cache_agree_on_order_and_ranks(store: Store) -> None:
+async def test_store_and_cache_agree_on_order_and_ranks(store: Store, leaderboard: Leaderboard) -> None:
+    """Run for every Store x Leaderboard pair: the tie-break must be the same everywhere."""
     players = await field(store)
-    cache = MemoryLeaderboard()
+    cache = leaderboard
     truth = await store.all_scores()
 
     board = await cache.rebuild(truth)
@@ -414,10 +415,11 @@ async def test_store_and_cache_agree_on_order_and_ranks(store: Store) -> None:
         assert (None if standing is None else standing.rank) == await store.rank_of(user.user_id)
 
 
-async def test_cache_fed_redemption_by_redemption_agrees_with_the_store(store: Store) -> None:
+async def test_cache_fed_redemption_by_redemption_agrees_with_the_store(
+    store: Store, leaderboard: Leaderboard
+) -> None:
     users = [await new_user(store, user_id=f"00000000-0000-4000-8000-0000000000{i:02d}") for i in range(12)]
-    cache = MemoryLeaderboard()
-    await cache.rebuild([])
+    cache = leaderboard
     for round_, seconds in enumerate((3, 3, 1)):  # equal instants make ties that only user ids break
         for user in users[round_ * 3 :]:
             ticket = await new_ticket(store, user)
