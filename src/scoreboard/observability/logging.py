@@ -73,7 +73,8 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=lambda *_: _STDERR_LOGGER,
-        cache_logger_on_first_use=True,
+        # Not cached: tests and reconfiguration (structlog.testing.capture_logs) must take effect.
+        cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
     # Client libraries log every request at INFO; that is our access log's job.
