@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-from scoreboard.domain.model import RankedEntry, ScoreEntry
+import pytest
+
+from scoreboard.domain.model import RankedEntry, ScoreEntry, ScoreRow
+from scoreboard.domain.ranking import rank_entries, score_row
 from scoreboard.leaderboard.base import Leaderboard
 from scoreboard.leaderboard.encoding import board_body
 
@@ -288,3 +294,48 @@ async def test_rebuild_with_many_users_keeps_exact_order_and_ranks(leaderboard: 
     standing = await leaderboard.standing(expected[1234].user_id)
     assert standing is not None
     assert standing.rank == 1235
+
+
+async def test_rebuild_from_streamed_row_chunks_equals_rebuild_from_entries(leaderboard: Leaderboard) -> None:
+    # The Store's stream: chunks of (user_id, display_name, score, reached_us) rows in no order, some
+    # larger than one load call, zeros left out, a score beyond a double's exact range kept exact.
+    entries = [entry(f"u{i:05d}", score=i % 9, seconds=(i * 7919) % 5000 / 1000) for i in range(12_000)]
+    entries.append(entry("huge", 2**62 + 1, seconds=1))  # not a double: must stay exact as text
+    random.Random(7).shuffle(entries)
+    rows = [score_row(e) for e in entries]
+
+    async def stream() -> AsyncIterator[list[ScoreRow]]:
+        bounds = [0, 11, 7011, 7012, len(rows)]  # uneven chunks, one of a single row
+        for start, end in itertools.pairwise(bounds):
+            yield rows[start:end]
+
+    rebuilt = await leaderboard.rebuild(stream())
+
+    expected = rank_entries(entries, limit=10)
+    assert rebuilt.entries == expected
+    assert (await leaderboard.board(10)).entries == expected
+    assert expected[0] == RankedEntry(1, "huge", "name-huge", 2**62 + 1)
+    ordered = sorted((e for e in entries if e.score > 0), key=lambda e: (-e.score, e.reached_at, e.user_id))
+    for rank in (1, 2, 3, 500, 5555, len(ordered)):
+        standing = await leaderboard.standing(ordered[rank - 1].user_id)
+        assert standing is not None
+        assert (standing.rank, standing.score) == (rank, ordered[rank - 1].score)
+    zero = next(e for e in entries if e.score == 0)
+    assert await leaderboard.standing(zero.user_id) is None
+
+
+async def test_a_stream_that_fails_part_way_leaves_no_half_built_board(leaderboard: Leaderboard) -> None:
+    before = await leaderboard.rebuild([entry("old", 7)])
+
+    async def broken() -> AsyncIterator[list[ScoreRow]]:
+        yield [score_row(entry("new", 9))]
+        raise ConnectionError("the store went away")
+
+    with pytest.raises(ConnectionError):
+        await leaderboard.rebuild(broken())
+
+    # Either the cache is gone (rebuilt later) or it is still the whole previous board.
+    if await leaderboard.exists():
+        assert await leaderboard.board(10) == before
+    rebuilt = await leaderboard.rebuild([entry("new", 9)])
+    assert rebuilt.entries == (RankedEntry(1, "new", "name-new", 9),)

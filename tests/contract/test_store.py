@@ -12,7 +12,7 @@ import pytest
 
 from scoreboard.domain.errors import ActionNotPermitted, DuplicateAction, ScoreOverflow, UsernameTaken
 from scoreboard.domain.model import Credentials, Redeemed, Role, ScoreEntry, Ticket, User
-from scoreboard.domain.ranking import rank_entries
+from scoreboard.domain.ranking import rank_entries, score_row
 from scoreboard.domain.scoring import MAX_SCORE
 from scoreboard.leaderboard.base import Leaderboard
 from scoreboard.store.base import OutboxEvent, RedeemRequest, RefreshRecord, Store
@@ -412,6 +412,31 @@ async def test_store_and_cache_agree_on_order_and_ranks(store: Store, leaderboar
     assert board.entries == rank_entries(truth, limit=10)
     for user in players.by_name.values():
         standing = await cache.standing(user.user_id)
+        assert (None if standing is None else standing.rank) == await store.rank_of(user.user_id)
+
+
+async def test_score_rows_stream_every_positive_score(store: Store) -> None:
+    players = await field(store)
+
+    chunks = [chunk async for chunk in store.score_rows()]
+
+    rows = [tuple(row) for chunk in chunks for row in chunk]  # tuples, or records that unpack alike
+    assert sorted(rows) == sorted(score_row(e) for e in await store.all_scores())
+    assert {row[0] for row in rows} == set(players.ids("abcde"))  # z (0 points) is left out
+    assert [row[2] for row in rows] == [2, 1, 1, 1, 1]  # grouped by score, highest first
+
+
+async def test_a_cache_rebuilt_from_the_stream_agrees_with_the_store(
+    store: Store, leaderboard: Leaderboard
+) -> None:
+    """Run for every Store x Leaderboard pair: the streamed rebuild (what CacheKeeper does)."""
+    players = await field(store)
+
+    board = await leaderboard.rebuild(store.score_rows())
+
+    assert board.entries == rank_entries(await store.all_scores(), limit=10)
+    for user in players.by_name.values():
+        standing = await leaderboard.standing(user.user_id)
         assert (None if standing is None else standing.rank) == await store.rank_of(user.user_id)
 
 

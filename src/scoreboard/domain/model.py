@@ -65,6 +65,13 @@ class ScoreEntry:
     reached_at: datetime
 
 
+ScoreRow = tuple[str, str, int, int]
+"""One stored score as a cache rebuild streams it: (user_id, display_name, score, reached_at in
+microseconds since 1970). A tuple, or a record that indexes and unpacks like one (the PostgreSQL
+store hands out its driver's rows as they come): building a million ScoreEntry objects, their
+datetimes or even copies of the rows costs seconds that a rebuild does not need to spend."""
+
+
 @dataclass(frozen=True, slots=True)
 class Redeemed:
     """A committed redemption: the user's new score and the event the outbox will replay."""

@@ -7,9 +7,9 @@ total and every adapter agrees on it).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from scoreboard.domain.model import RankedEntry, ScoreEntry
+from scoreboard.domain.model import RankedEntry, ScoreEntry, ScoreRow
 
 TOP_SIZE = 10
 
@@ -19,6 +19,23 @@ RankKey = tuple[int, int, str]
 def to_micros(moment: datetime) -> int:
     """Microseconds since the epoch: the tie-break unit every store and cache keeps exactly."""
     return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def from_micros(micros: int) -> datetime:
+    """The UTC moment `micros` microseconds after the epoch: the inverse of `to_micros`."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def score_row(entry: ScoreEntry) -> ScoreRow:
+    return (entry.user_id, entry.display_name, entry.score, to_micros(entry.reached_at))
+
+
+def row_entry(row: ScoreRow) -> ScoreEntry:
+    user_id, display_name, score, reached_us = row
+    return ScoreEntry(user_id, display_name, score, from_micros(reached_us))
 
 
 def rank_key(score: int, reached_at_us: int, user_id: str) -> RankKey:

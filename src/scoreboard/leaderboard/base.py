@@ -6,11 +6,17 @@ rebuild) and a `seq` that rises by exactly one per published change of the top 1
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from scoreboard.domain.model import Board, RankedEntry, ScoreEntry
+from scoreboard.domain.model import Board, RankedEntry, ScoreEntry, ScoreRow
+from scoreboard.domain.ranking import score_row
+
+RebuildSource = Iterable[ScoreEntry] | AsyncIterable[Sequence[ScoreRow]]
+"""What a rebuild loads: entries, or (from the Store, streamed) an async iterable of row chunks."""
+
+REBUILD_CHUNK = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +43,11 @@ class Leaderboard(Protocol):
     async def standing(self, user_id: str) -> RankedEntry | None:
         """The user's score and rank, or None when they have no positive score on the board."""
 
-    async def rebuild(self, entries: Iterable[ScoreEntry]) -> Board:
-        """Replace the whole cache with `entries` (the Store's truth) and start a new epoch."""
+    async def rebuild(self, entries: RebuildSource) -> Board:
+        """Replace the whole cache with `entries` (the Store's truth) and start a new epoch.
+
+        `entries` is either ScoreEntry objects or, as the Store streams them (`Store.score_rows`),
+        an async iterable of chunks of rows; scores of 0 are left out either way."""
 
     async def exists(self) -> bool:
         """Whether the cache holds a board; False when it was lost and must be rebuilt."""
@@ -48,3 +57,25 @@ class Leaderboard(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+
+
+async def row_chunks(
+    source: RebuildSource, size: int = REBUILD_CHUNK
+) -> AsyncGenerator[Sequence[ScoreRow], None]:
+    """`source` as chunks of rows, whichever form it came in (entries are cut into `size` rows)."""
+    if isinstance(source, AsyncIterable):
+        try:
+            async for rows in source:
+                yield rows
+        finally:
+            if isinstance(source, AsyncGenerator):
+                await source.aclose()  # closed early: a Store stream gives its connection back now
+        return
+    chunk: list[ScoreRow] = []
+    for entry in source:
+        chunk.append(score_row(entry))
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -7,13 +7,13 @@ the lock (no await inside a mutation), so apply is atomic.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterable
 
 from sortedcontainers import SortedList
 
 from scoreboard.domain.model import Board, RankedEntry, ScoreEntry
-from scoreboard.domain.ranking import TOP_SIZE, RankKey, entry_key, top_changed
-from scoreboard.leaderboard.base import Applied
+from scoreboard.domain.ranking import TOP_SIZE, RankKey, entry_key, row_entry, top_changed
+from scoreboard.leaderboard.base import Applied, RebuildSource, row_chunks
 from scoreboard.leaderboard.encoding import encode_board
 
 
@@ -65,7 +65,10 @@ class MemoryLeaderboard:
         entry = self._entries[user_id][1]
         return RankedEntry(rank, entry.user_id, entry.display_name, entry.score)
 
-    async def rebuild(self, entries: Iterable[ScoreEntry]) -> Board:
+    async def rebuild(self, entries: RebuildSource) -> Board:
+        if isinstance(entries, AsyncIterable):
+            # Read the whole stream first, so the swap below stays one step with no await inside.
+            entries = [row_entry(row) async for chunk in row_chunks(entries) for row in chunk]
         self._order = SortedList()
         self._entries = {}
         for entry in entries:

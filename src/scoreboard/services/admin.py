@@ -29,9 +29,8 @@ async def rebuild_cache(settings: Settings) -> tuple[int, int]:
     container = build_container(settings)
     await container.store.open()
     try:
-        board = await container.keeper.rebuild()
-        ranked = await container.store.all_scores()
-        return board.epoch, len(ranked)
+        board, users = await container.keeper.rebuild_counted()
+        return board.epoch, users
     finally:
         await container.broker.close()
         await container.board.close()

@@ -8,9 +8,10 @@ replayed (idempotently) by the relay.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
-from scoreboard.domain.model import Board
+from scoreboard.domain.model import Board, ScoreRow
 from scoreboard.leaderboard.base import Leaderboard
 from scoreboard.observability.logging import get_logger
 from scoreboard.observability.metrics import Metrics
@@ -32,9 +33,22 @@ class CacheKeeper:
         return await self.rebuild()
 
     async def rebuild(self) -> Board:
-        scores = await self._store.all_scores()
-        board = await self._board.rebuild(scores)
+        return (await self.rebuild_counted())[0]
+
+    async def rebuild_counted(self) -> tuple[Board, int]:
+        """Rebuild from every stored score, streamed from the Store into the cache chunk by chunk
+        (never all in memory at once); the new board and the number of users on it."""
+        users = 0
+
+        async def counted() -> AsyncGenerator[Sequence[ScoreRow], None]:
+            nonlocal users
+            async with contextlib.aclosing(self._store.score_rows()) as rows:
+                async for chunk in rows:
+                    users += len(chunk)
+                    yield chunk
+
+        board = await self._board.rebuild(counted())
         self._metrics.cache_rebuilds.inc()
-        log.info("cache.rebuilt", epoch=board.epoch, users=len(scores))
+        log.info("cache.rebuilt", epoch=board.epoch, users=users)
         await self._publish(board)
-        return board
+        return board, users

@@ -6,12 +6,12 @@ suite (tests/contract/test_store.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from scoreboard.domain.model import Credentials, Redeemed, ScoreEntry, Ticket, User
+from scoreboard.domain.model import Credentials, Redeemed, ScoreEntry, ScoreRow, Ticket, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,14 @@ class Ledger(Protocol):
         """The best `limit` users with a positive score, in board order (used to build caches)."""
 
     async def all_scores(self) -> list[ScoreEntry]:
-        """Every positive score, for rebuilding the leaderboard cache."""
+        """Every positive score, in board order, all at once (checks and tools)."""
+
+    def score_rows(self) -> AsyncGenerator[Sequence[ScoreRow], None]:
+        """Every positive score, streamed a bounded chunk of rows at a time: what a leaderboard cache
+        rebuild loads, without holding a million users in memory at once. Grouped by score,
+        highest first (equal scores arrive together, so a cache can store each tie group with one
+        command; no order within a score). A failure part-way raises StoreUnavailable; the caller
+        starts over."""
 
     async def rank_of(self, user_id: str) -> int | None:
         """The user's 1-based rank in board order, None when their score is 0 or they are unknown."""

@@ -19,11 +19,12 @@ backoff meanwhile) and raises StoreUnavailable, with nothing applied.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -36,11 +37,18 @@ from scoreboard.domain.errors import (
     StoreUnavailable,
     UsernameTaken,
 )
-from scoreboard.domain.model import Credentials, Redeemed, Role, ScoreEntry, Ticket, User
+from scoreboard.domain.model import Credentials, Redeemed, Role, ScoreEntry, ScoreRow, Ticket, User
 from scoreboard.domain.scoring import MAX_SCORE, add_points
 from scoreboard.store import migrate
 from scoreboard.store.base import OutboxEvent, RedeemRequest, RefreshRecord
-from scoreboard.store.postgres_writer import PostgresWriter, borrowed, is_transient, retrying, unavailable
+from scoreboard.store.postgres_writer import (
+    PostgresWriter,
+    borrowed,
+    is_database_error,
+    is_transient,
+    retrying,
+    unavailable,
+)
 
 T = TypeVar("T")
 
@@ -49,6 +57,7 @@ BUDGET_SECONDS = 4.0  # the longest any call waits for an unreachable database b
 CONNECT_TIMEOUT_SECONDS = 2.0
 BULK_SECONDS = 600.0  # a whole-table read (cache rebuild) in all; each of its round trips: the budget
 SCAN_CHUNK = 20_000
+FIRST_ROWS_SECONDS = 120.0  # score_rows' first round trip sorts every score (~3 s per million)
 MIGRATION_LOCK = 0x5C0_4EB0A4D  # pg_advisory_lock key: one migrator per database at a time
 MIGRATION_LOCK_TIMEOUT = 300.0  # how long a starting instance waits for another one's migration
 # A session stuck mid-transaction (its client vanished) would hold row locks; the server ends it.
@@ -268,6 +277,64 @@ class PostgresStore:
 
         return await self._read(scan, bulk=True)
 
+    async def score_rows(self) -> AsyncGenerator[list[ScoreRow], None]:
+        # Grouped by score, highest first (see _SCORE_ROWS), times as microseconds, the cache's
+        # unit, decoded as plain integers. The asyncpg records go out as they are (they index and
+        # unpack like ScoreRow tuples): copying a million of them costs a second.
+        pool = self._pool
+        if pool is None:
+            raise StoreUnavailable("the PostgreSQL store is not open")
+
+        async def start(within: float) -> tuple[asyncpg.Connection, Any, Any]:
+            conn = await pool.acquire(timeout=within)
+            try:
+                async with asyncio.timeout(within):
+                    transaction = conn.transaction(readonly=True)
+                    await transaction.start()
+                    cursor = await conn.cursor(_SCORE_ROWS)
+            except BaseException:
+                with contextlib.suppress(asyncpg.InterfaceError):
+                    conn.terminate()
+                await pool.release(conn)
+                raise
+            return conn, transaction, cursor
+
+        conn, transaction, cursor = await retrying(start, self._budget)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BULK_SECONDS
+
+        async def fetch(within: float) -> list[asyncpg.Record]:
+            within = min(within, deadline - loop.time())
+            if within <= 0:
+                raise StoreUnavailable(f"reading every score took longer than {BULK_SECONDS:.0f}s")
+            try:
+                rows: list[asyncpg.Record] = await cursor.fetch(SCAN_CHUNK, timeout=within)
+            except Exception as error:
+                if is_database_error(error):
+                    raise unavailable(error) from error
+                raise
+            return rows
+
+        # The first round trip sorts the whole table (FIRST_ROWS_SECONDS); every later one answers
+        # within the budget; the whole scan within BULK_SECONDS. The next chunk is asked for before
+        # this one is handed out, so the database produces it while the caller works. A failure
+        # part-way cannot be resumed (rows were handed out already): StoreUnavailable.
+        ahead = asyncio.ensure_future(fetch(FIRST_ROWS_SECONDS))
+        try:
+            while rows := await ahead:
+                ahead = asyncio.ensure_future(fetch(self._budget))
+                yield rows
+            await transaction.rollback()  # read only: nothing to keep
+        except BaseException:
+            ahead.cancel()
+            with contextlib.suppress(BaseException):
+                await ahead
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
+            raise
+        finally:
+            await pool.release(conn)
+
     async def rank_of(self, user_id: str) -> int | None:
         key = _canonical(user_id)
         if key is None:
@@ -434,6 +501,15 @@ FROM user_score s JOIN users u USING (user_id) WHERE s.user_id = $1
 
 # Board order is the user_score_board index order: the top-N is an index scan that stops at N.
 # Ids leave as text (cheaper to decode by the million) but sort as UUIDs (bytes: no collation).
+# Grouped by score (ORDER BY the score alone, one sort of the join): equal scores arrive together,
+# so the cache stores each tie group with one command. Nothing but that speed depends on the order.
+_SCORE_ROWS = """
+SELECT s.user_id::text, u.display_name, s.score,
+       (extract(epoch FROM s.score_reached_at) * 1000000)::bigint
+FROM user_score s JOIN users u USING (user_id) WHERE s.score > 0
+ORDER BY s.score DESC
+"""
+
 _BOARD = """
 SELECT s.user_id::text AS user_id, u.display_name, s.score, s.score_reached_at
 FROM user_score s JOIN users u USING (user_id) WHERE s.score > 0

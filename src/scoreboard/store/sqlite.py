@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +19,7 @@ from scoreboard.domain.errors import (
     StoreUnavailable,
     UsernameTaken,
 )
-from scoreboard.domain.model import Credentials, Redeemed, Role, ScoreEntry, Ticket, User
+from scoreboard.domain.model import Credentials, Redeemed, Role, ScoreEntry, ScoreRow, Ticket, User
 from scoreboard.domain.ranking import to_micros
 from scoreboard.domain.scoring import add_points
 from scoreboard.store import migrate
@@ -244,6 +244,12 @@ class SqliteStore:
     async def all_scores(self) -> list[ScoreEntry]:
         return await self._read(lambda c: [_entry(r) for r in c.execute(_BOARD)])
 
+    async def score_rows(self) -> AsyncGenerator[list[ScoreRow], None]:
+        # The embedded store is small: one read, handed out in chunks like the PostgreSQL stream.
+        rows: list[ScoreRow] = await self._read(lambda c: [tuple(r) for r in c.execute(_SCORE_ROWS)])
+        for start in range(0, len(rows), _ROWS_CHUNK):
+            yield rows[start : start + _ROWS_CHUNK]
+
     async def rank_of(self, user_id: str) -> int | None:
         def rank(c: sqlite3.Connection) -> int | None:
             me = c.execute(
@@ -292,6 +298,11 @@ class SqliteStore:
         )
 
 
+_ROWS_CHUNK = 20_000
+_SCORE_ROWS = (
+    "SELECT s.user_id, u.display_name, s.score, s.score_reached_at FROM user_score s"
+    " JOIN users u USING (user_id) WHERE s.score > 0 ORDER BY s.score DESC"
+)
 _BOARD = (
     "SELECT s.user_id, u.display_name, s.score, s.score_reached_at FROM user_score s"
     " JOIN users u USING (user_id) WHERE s.score > 0"
