@@ -40,7 +40,6 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import re
 import resource
 import shutil
@@ -61,6 +60,9 @@ from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any
 
+# The HTTP helpers and the record of where a result was measured are shared with the update benchmark.
+from score_updates import BenchError, encode_request, environment
+
 HOST = "127.0.0.1"
 PASSWORD = "bench-password-0123"
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -77,10 +79,6 @@ _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 _CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
-class BenchError(RuntimeError):
-    """The benchmark could not run (the server failed, a setup call was refused, a deadline passed)."""
-
-
 def now_ns() -> int:
     return time.perf_counter_ns()
 
@@ -94,17 +92,6 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 # A minimal HTTP/1.1 keep-alive client: setup calls and the timed score updates.
-
-
-def encode_request(method: str, path: str, body: Any = None, token: str | None = None) -> bytes:
-    payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}"]
-    if token is not None:
-        lines.append(f"Authorization: Bearer {token}")
-    if body is not None:
-        lines.append("Content-Type: application/json")
-    lines.append(f"Content-Length: {len(payload)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
 
 
 class Http:
@@ -866,41 +853,6 @@ def run_variant(args: argparse.Namespace, variant: Variant, folder: Path) -> dic
 # Report.
 
 
-def environment() -> dict[str, Any]:
-    model = next(
-        (
-            line.partition(":")[2].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-
-    def git(*command: str) -> str | None:
-        try:
-            done = subprocess.run(["git", "-C", str(REPOSITORY), *command], capture_output=True, text=True)
-        except OSError:
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    versions = {}
-    for package in ("uvicorn", "websockets", "wsproto", "uvloop", "starlette"):
-        with contextlib.suppress(Exception):
-            from importlib.metadata import version
-
-            versions[package] = version(package)
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "packages": versions,
-        "commit": git("rev-parse", "HEAD"),
-        "src_modified": bool(git("status", "--porcelain", "--", "src")),
-        "clock": time.get_clock_info("perf_counter").implementation,
-    }
-
-
 def print_table(results: Sequence[dict[str, Any]]) -> None:
     header = (
         f"{'variant':<20} {'subs':>5} {'frame B':>7} {'200→last p50':>12} {'p99':>8} {'200→median p50':>14}"
@@ -980,7 +932,7 @@ def run(args: argparse.Namespace, folder: Path) -> int:
         raise BenchError(f"the open-files limit is {limit}: too low for {args.subscribers} connections")
     print(
         f"{args.subscribers} subscribers in {args.processes} process(es), {args.updates} updates"
-        f" {args.interval * 1e3:.0f} ms apart; {os.cpu_count()} CPUs; clock {environment()['clock']}"
+        f" {args.interval * 1e3:.0f} ms apart; {os.cpu_count()} CPUs; clock {time.get_clock_info('perf_counter').implementation}"
     )
     results, skipped = [], []
     for i, variant in enumerate(args.variants):
@@ -996,7 +948,7 @@ def run(args: argparse.Namespace, folder: Path) -> int:
             "benchmark": "fanout",
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": " ".join(sys.argv),
-            "environment": environment(),
+            "environment": environment(("uvicorn", "websockets", "wsproto", "uvloop", "starlette")),
             "settings": {
                 "subscribers": args.subscribers,
                 "updates": args.updates,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.metadata
 import json
 import math
 import os
@@ -589,7 +590,8 @@ def filesystem_of(path: Path) -> str:
     return kind
 
 
-def environment() -> dict[str, Any]:
+def environment(packages: Sequence[str] = ()) -> dict[str, Any]:
+    """The machine, Python, commit and (optionally) package versions a result was measured with."""
     model = next(
         (
             line.partition(":")[2].strip()
@@ -606,13 +608,19 @@ def environment() -> dict[str, Any]:
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
+    versions = {}
+    for package in packages:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[package] = importlib.metadata.version(package)
     return {
         "cpus": os.cpu_count(),
         "cpu_model": model,
         "kernel": platform.release(),
         "python": platform.python_version(),
+        "packages": versions,
         "commit": git("rev-parse", "HEAD"),
         "src_modified": bool(git("status", "--porcelain", "--", "src")),
+        "clock": time.get_clock_info("perf_counter").implementation,
     }
 
 
