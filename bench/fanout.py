@@ -63,6 +63,8 @@ from typing import Any
 # The HTTP helpers and the record of where a result was measured are shared with the update benchmark.
 from score_updates import BenchError, encode_request, environment
 
+from scoreboard.server_options import WS_MAX_SIZE
+
 HOST = "127.0.0.1"
 PASSWORD = "bench-password-0123"
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -70,7 +72,7 @@ BOARD_SIZE = 10
 # With 10 players of this display-name length the update frame is about 1 KB, the size the project
 # brief's comparison points were measured with.
 DISPLAY_NAME = "Player {:02d}"
-WS_MAX_SIZE = 64 * 1024  # what `scoreboard serve` passes to uvicorn
+
 PING_INTERVAL_SECONDS = 20.0  # uvicorn's default keepalive ping: the update phase should end before it
 IMPLEMENTATIONS = ("serve", "websockets-sansio", "websockets", "wsproto")
 UPDATE, SNAPSHOT, OTHER = 0, 1, 2
@@ -233,6 +235,8 @@ class Server:
             self.implementation,
             "--ws-max-size",
             str(WS_MAX_SIZE),
+            "--ws-per-message-deflate",
+            "false",
             "--lifespan",
             "on",
             "--log-level",

@@ -157,13 +157,12 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
         auth_routes.router,
         score_routes.router,
         sse.router,
-        websocket.router,
         ops_routes.router,
         web_routes.router,
     )
     for router in routers:
         app.include_router(router)
-    app.add_middleware(FastLane, routes=hot_routes.ROUTES)
+    app.add_middleware(FastLane, routes=hot_routes.ROUTES, sockets=websocket.SOCKETS)
     app.add_middleware(RequestContext, metrics=container.metrics)
     return app
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import scoreboard
 from scoreboard.config import Settings, SettingsError
 from scoreboard.observability.logging import configure_logging
+from scoreboard.server_options import UVICORN_OPTIONS
 
 DESCRIPTION = """\
 scoreboard keeps a live top-10 scoreboard honest and instant.
@@ -41,11 +42,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        access_log=False,
-        log_level="warning",
-        lifespan="on",
-        proxy_headers=True,
-        ws_max_size=64 * 1024,
+        **UVICORN_OPTIONS,
     )
     return 0
 

@@ -4,6 +4,8 @@
 they are plain Starlette endpoints dispatched by exact method and path before FastAPI's router.
 FastAPI still documents them: their route declarations in `score_routes` delegate to the same
 endpoints, so there is one implementation whichever way a request arrives.
+WebSocket endpoints (`/ws`) are plain ASGI apps dispatched by path, so they receive the server's
+own `send` (the realtime hub writes pre-built frames through it; see `realtime/direct.py`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,14 @@ class RouteTemplate:
 
 
 class FastLane:
-    def __init__(self, app: ASGIApp, routes: dict[tuple[str, str], Endpoint]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        routes: dict[tuple[str, str], Endpoint],
+        sockets: dict[str, ASGIApp] | None = None,
+    ) -> None:
         self.app = app
+        self._sockets = dict(sockets or {})
         self._routes = dict(routes)
         for (method, path), endpoint in routes.items():
             if method == "GET":
@@ -48,4 +56,7 @@ class FastLane:
                     response = respond(request, exc)
                 await response(scope, receive, send)
                 return
+        elif scope["type"] == "websocket" and (socket := self._sockets.get(scope["path"])):
+            await socket(scope, receive, send)
+            return
         await self.app(scope, receive, send)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from scoreboard.domain.model import Board
 from scoreboard.observability.metrics import Metrics
+from scoreboard.realtime.direct import DirectLine, text_frame
 from scoreboard.realtime.messages import decode_update, encode_snapshot
 
 HISTORY = 1000
@@ -24,18 +25,19 @@ REORDER_WAIT_SECONDS = 0.25
 
 @dataclass(eq=False, slots=True)
 class Frame:
-    """One message, encoded once for each transport."""
+    """One message, encoded once for each transport: `ws` is the whole WebSocket frame."""
 
     epoch: int
     seq: int
     text: str
     sse: bytes
+    ws: bytes
     on_done: Broadcast | None = None
 
     @classmethod
     def of(cls, epoch: int, seq: int, body: bytes) -> Frame:
         sse = b"id: %d:%d\ndata: %s\n\n" % (epoch, seq, body)
-        return cls(epoch, seq, body.decode(), sse)
+        return cls(epoch, seq, body.decode(), sse, text_frame(body))
 
     def delivered(self) -> None:
         if self.on_done is not None:
@@ -58,18 +60,30 @@ class Broadcast:
 
 @dataclass(eq=False)
 class Mailbox:
-    """A subscriber's bounded queue of frames, read by its transport's writer."""
+    """A subscriber's bounded queue of frames, read by its transport's writer.
+
+    With a `line` (a socket we may write frames to directly) an idle, healthy subscriber gets a
+    frame written at once, without waking its writer; the queue is for the rest: a backlog, a
+    socket pushing back, a frame already in flight (`busy`) — order is kept either way."""
 
     hub: Hub
     transport: str
     capacity: int = MAILBOX
+    line: DirectLine | None = None
     frames: deque[Frame] = field(default_factory=deque)
     lagging: bool = False
     closed: bool = False
+    busy: bool = False
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def offer(self, frame: Frame) -> None:
-        """Queue `frame`; never blocks. A full mailbox is conflated to the latest snapshot."""
+    def offer(self, frame: Frame) -> bool:
+        """Send or queue `frame`, never blocking; True when it was written out directly.
+        A full mailbox is conflated to the latest snapshot."""
+        line = self.line
+        if line is not None and not (self.frames or self.lagging or self.busy) and line.ready():
+            line.write(frame.ws)
+            frame.delivered()
+            return True
         if len(self.frames) >= self.capacity:
             self.resync()
             frame.delivered()
@@ -77,6 +91,7 @@ class Mailbox:
         else:
             self.frames.append(frame)
         self._wake.set()
+        return False
 
     def resync(self) -> None:
         """Drop the backlog; the next frame is the hub's latest snapshot."""
@@ -91,7 +106,7 @@ class Mailbox:
 
     def say(self, text: str) -> None:
         """Queue a frame addressed to this client alone (errors)."""
-        self.frames.append(Frame(0, 0, text, b""))
+        self.frames.append(Frame(0, 0, text, b"", text_frame(text.encode())))
         self._wake.set()
 
     async def next(self, idle_seconds: float | None = None) -> Frame | None:
@@ -127,6 +142,7 @@ class Hub:
         self._subscribers: set[Mailbox] = set()
         self._early: dict[int, tuple[Board, bytes]] = {}
         self._gap_timer: asyncio.TimerHandle | None = None
+        self._sent_directly = metrics.messages_sent.labels("ws")
 
     @property
     def board(self) -> Board:
@@ -196,8 +212,11 @@ class Hub:
         if not self._subscribers:
             return
         frame.on_done = Broadcast(self.metrics, time.perf_counter(), len(self._subscribers))
-        for mailbox in self._subscribers:
-            mailbox.offer(frame)
+        self._count_direct(sum(mailbox.offer(frame) for mailbox in self._subscribers))
+
+    def _count_direct(self, sent: int) -> None:
+        if sent:
+            self._sent_directly.inc(sent)  # once per broadcast, not per subscriber
 
     def snapshot(self) -> Frame:
         if self._snapshot is None:
@@ -209,11 +228,8 @@ class Hub:
         """Add `mailbox`, first queueing the missed updates after `since` if history has them all,
         else a snapshot."""
         missed = self.replay(since) if since is not None else None
-        if missed is None:
-            mailbox.offer(self.snapshot())
-        else:
-            for frame in missed:
-                mailbox.offer(frame)
+        frames = [self.snapshot()] if missed is None else missed
+        self._count_direct(sum(mailbox.offer(frame) for frame in frames))
         self._subscribers.add(mailbox)
 
     def unsubscribe(self, mailbox: Mailbox) -> None:

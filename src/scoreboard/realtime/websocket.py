@@ -6,15 +6,14 @@ import asyncio
 import contextlib
 import time
 
-from fastapi import APIRouter, WebSocket
-from starlette.websockets import WebSocketDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from scoreboard.api.deps import Container
 from scoreboard.realtime.access import origin_allowed, viewer
+from scoreboard.realtime.direct import DirectLine
 from scoreboard.realtime.hub import Hub, Mailbox
 from scoreboard.realtime.messages import BadClientMessage, decode_client, encode_error
-
-router = APIRouter()
 
 MAX_MESSAGE_BYTES = 4096
 SEND_TIMEOUT_SECONDS = 10.0
@@ -36,8 +35,15 @@ class FloodGuard:
         return self._count <= FLOOD_MESSAGES
 
 
-@router.websocket("/ws")
-async def live(websocket: WebSocket) -> None:
+async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+    """`GET /ws` as a plain ASGI app, so the hub can reach the server's socket through `send`."""
+    await live(WebSocket(scope, receive, send), DirectLine.reach(send))
+
+
+SOCKETS: dict[str, ASGIApp] = {"/ws": serve}
+
+
+async def live(websocket: WebSocket, line: DirectLine | None = None) -> None:
     """Live board: send `{"type":"subscribe","channel":"scoreboard_updates"}`, receive a snapshot
     (or the missed updates after `since`) and then every change of the top 10."""
     container: Container = websocket.app.state.container
@@ -50,7 +56,7 @@ async def live(websocket: WebSocket) -> None:
         await websocket.close(POLICY_VIOLATION, "authentication required")
         return
     await websocket.accept()
-    mailbox = Mailbox(hub, "ws")
+    mailbox = Mailbox(hub, "ws", line=line)
     metrics = container.metrics
     metrics.connections.labels("ws").inc()
     writer = asyncio.create_task(_write(websocket, mailbox))
@@ -102,12 +108,17 @@ def _refuse(mailbox: Mailbox, code: str, detail: str) -> None:
 
 
 async def _write(websocket: WebSocket, mailbox: Mailbox) -> None:
-    """The connection's only writer: drains the mailbox; a client that cannot take a frame within
-    the timeout is dropped so it never holds memory or the loop."""
+    """Drains what the hub could not write directly; a client that cannot take a frame within the
+    timeout is dropped so it never holds memory or the loop."""
     sent = mailbox.hub.metrics.messages_sent.labels("ws")
+    line = mailbox.line
     while (frame := await mailbox.next()) is not None:
         try:
-            await asyncio.wait_for(websocket.send_text(frame.text), SEND_TIMEOUT_SECONDS)
+            if line is not None and line.ready():
+                line.write(frame.ws)
+            else:
+                mailbox.busy = True  # until sent: newer frames queue behind this one
+                await asyncio.wait_for(websocket.send_text(frame.text), SEND_TIMEOUT_SECONDS)
         except TimeoutError:
             mailbox.hub.metrics.slow_clients.labels("ws", "dropped").inc()
             with contextlib.suppress(Exception):
@@ -116,5 +127,6 @@ async def _write(websocket: WebSocket, mailbox: Mailbox) -> None:
         except (WebSocketDisconnect, RuntimeError, OSError):
             return
         finally:
+            mailbox.busy = False
             frame.delivered()
         sent.inc()
