@@ -6,7 +6,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp
 
 import scoreboard
 from scoreboard.adapters import open_backends
@@ -104,7 +105,8 @@ async def serving(container: Container, hub: Hub, clock: Clock) -> AsyncIterator
     settings = container.settings
     await container.store.open()
     try:
-        await container.broker.subscribe(hub.on_message)
+        if settings.serves("realtime"):
+            await container.broker.subscribe(hub.on_message)
         rebuilt = await container.keeper.ensure()
         hub.reset(rebuilt or await container.board.board(10))
         relay = OutboxRelay(container.store, container.scores, container.keeper, clock, container.metrics)
@@ -112,12 +114,17 @@ async def serving(container: Container, hub: Hub, clock: Clock) -> AsyncIterator
             await relay.drain_all()  # this process's private cache already reflects every event
         log.info(
             "app.started",
+            role=settings.role,
             database=_redacted(settings.database_url),
             epoch=hub.board.epoch,
             policy=str(settings.action_policy),
             cache="redis" if settings.redis_url else "memory",
         )
-        async with running(relay), syncing(HubSync(hub, container.board)):
+        async with contextlib.AsyncExitStack() as background:
+            if settings.serves("relay"):
+                await background.enter_async_context(running(relay))
+            if settings.serves("realtime"):
+                await background.enter_async_context(syncing(HubSync(hub, container.board)))
             yield
     finally:
         await container.broker.close()
@@ -153,18 +160,27 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     app.state.hub = hub
     problems.install(app)
     api_openapi.install(app)
-    routers = (
-        auth_routes.router,
-        score_routes.router,
-        sse.router,
-        ops_routes.router,
-        web_routes.router,
-    )
-    for router in routers:
+    for router in _routers(settings):
         app.include_router(router)
-    app.add_middleware(FastLane, routes=hot_routes.ROUTES, sockets=websocket.SOCKETS)
+    app.add_middleware(FastLane, routes=hot_routes.routes(settings), sockets=_sockets(settings))
     app.add_middleware(RequestContext, metrics=container.metrics)
     return app
+
+
+def _routers(settings: Settings) -> list[APIRouter]:
+    """The routes this process's role serves; operations routes are served by every role."""
+    routers = [ops_routes.router]
+    if settings.serves("api"):
+        routers += [auth_routes.router, score_routes.router, web_routes.router]
+    if settings.serves("api") or settings.serves("realtime"):
+        routers.append(score_routes.reads)
+    if settings.serves("realtime"):
+        routers.append(sse.router)
+    return routers
+
+
+def _sockets(settings: Settings) -> dict[str, ASGIApp]:
+    return websocket.SOCKETS if settings.serves("realtime") else {}
 
 
 def _redacted(url: str) -> str:

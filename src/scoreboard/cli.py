@@ -6,15 +6,16 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import os
 import secrets
 import sys
 import time
 from collections.abc import Sequence
 
 import scoreboard
-from scoreboard.config import Settings, SettingsError
+from scoreboard.config import ROLES, Settings, SettingsError
 from scoreboard.observability.logging import configure_logging
-from scoreboard.server_options import UVICORN_OPTIONS
+from scoreboard.server_options import uvicorn_options
 
 DESCRIPTION = """\
 scoreboard keeps a live top-10 scoreboard honest and instant.
@@ -26,23 +27,26 @@ Settings come from SCOREBOARD_* environment variables (see README.md)."""
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    if args.workers > 1 and (settings.redis_url is None or settings.database_url.startswith("sqlite")):
+    role = args.role or settings.role
+    split = "--workers > 1" if args.workers > 1 else f"--role {role}" if role != "all" else None
+    if split and not settings.shares_state:
         print(
-            "scoreboard: --workers > 1 needs shared state: set SCOREBOARD_DATABASE_URL to PostgreSQL"
-            " and SCOREBOARD_REDIS_URL; with the in-memory adapters each worker would keep its own"
+            f"scoreboard: {split} needs shared state: set SCOREBOARD_DATABASE_URL to PostgreSQL"
+            " and SCOREBOARD_REDIS_URL; with the in-memory adapters each process would keep its own"
             " board.",
             file=sys.stderr,
         )
         return 2
+    os.environ["SCOREBOARD_ROLE"] = role  # read again by each worker's create_app
     _migrate(settings, quiet=True)
-    print(f"scoreboard: serving on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
+    print(f"scoreboard: serving ({role}) on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
     uvicorn.run(
         "scoreboard.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        **UVICORN_OPTIONS,
+        **uvicorn_options(settings),
     )
     return 0
 
@@ -123,6 +127,13 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="worker processes (default 1; more need PostgreSQL and Redis)",
+    )
+    serve.add_argument(
+        "--role",
+        choices=ROLES,
+        default=None,
+        help="what this process serves: the HTTP API, the WebSocket/SSE fan-out, the outbox relay, or"
+        " all (default: SCOREBOARD_ROLE, else all; split roles need PostgreSQL and Redis)",
     )
 
     commands.add_parser(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 import tomllib
@@ -13,6 +14,9 @@ from typing import Any
 from scoreboard.domain.actions import ActionCatalog, ActionPolicy, ActionType
 
 PREFIX = "SCOREBOARD_"
+# What one process serves (`scoreboard serve --role`): the HTTP API, the WebSocket/SSE fan-out, the
+# outbox relay, or all three. Split roles share state only through PostgreSQL, Redis and the broker.
+ROLES = ("all", "api", "realtime", "relay")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -46,6 +50,8 @@ class Settings:
     log_format: str = field(default_factory=lambda: "console" if sys.stderr.isatty() else "json")
     log_level: str = "info"
     max_body_bytes: int = 4096
+    role: str = "all"
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,8 +74,26 @@ class Settings:
             )
         if self.log_format not in {"console", "json"}:
             raise SettingsError(f"SCOREBOARD_LOG_FORMAT={self.log_format!r}: expected console or json")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"SCOREBOARD_TRUSTED_PROXIES: {proxy!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+                ) from None
+        if self.role not in ROLES:
+            raise SettingsError(f"SCOREBOARD_ROLE={self.role!r}: expected one of {', '.join(ROLES)}")
         if self.access_token_ttl_seconds < 30:
             raise SettingsError("SCOREBOARD_ACCESS_TOKEN_TTL_SECONDS must be at least 30")
+
+    def serves(self, part: str) -> bool:
+        """Whether this process runs `part` (api, realtime or relay) of the service."""
+        return self.role in ("all", part)
+
+    @property
+    def shares_state(self) -> bool:
+        """Whether every piece of state lives outside the process (so several processes agree)."""
+        return self.redis_url is not None and not self.database_url.startswith("sqlite")
 
     @property
     def data_folder(self) -> Path:

@@ -18,7 +18,7 @@ import uvicorn
 
 from scoreboard.app import create_app
 from scoreboard.config import Settings
-from scoreboard.server_options import UVICORN_OPTIONS
+from scoreboard.server_options import uvicorn_options
 
 NAMES = (
     "ada",
@@ -66,7 +66,7 @@ def demo_settings(settings: Settings) -> tuple[Settings, str | None]:
 async def run_demo(settings: Settings, options: DemoOptions) -> None:
     settings, scratch = demo_settings(settings)
     app = create_app(settings)
-    config = uvicorn.Config(app, host=options.host, port=options.port, **UVICORN_OPTIONS)
+    config = uvicorn.Config(app, host=options.host, port=options.port, **uvicorn_options(settings))
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     while not server.started:

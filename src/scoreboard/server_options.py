@@ -9,13 +9,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from scoreboard.config import Settings
+
 WS_MAX_SIZE = 64 * 1024
 
 UVICORN_OPTIONS: dict[str, Any] = {
     "access_log": False,
     "log_level": "warning",
     "lifespan": "on",
-    "proxy_headers": True,
+    "proxy_headers": False,
     "ws_max_size": WS_MAX_SIZE,
     "ws_per_message_deflate": False,
 }
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """UVICORN_OPTIONS, plus the proxies whose `X-Forwarded-For`/`-Proto` are believed.
+
+    Only peers listed in SCOREBOARD_TRUSTED_PROXIES (addresses or networks) may tell us the client's
+    address; from anyone else the headers are ignored, so per-address limits cannot be dodged by
+    sending a made-up `X-Forwarded-For`."""
+    if not settings.trusted_proxies:
+        return dict(UVICORN_OPTIONS)
+    return {
+        **UVICORN_OPTIONS,
+        "proxy_headers": True,
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies),
+    }

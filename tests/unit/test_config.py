@@ -92,6 +92,8 @@ def test_blank_value_means_the_default() -> None:
         ("SCOREBOARD_ACTION_POLICY", "closed", "expected ticketed or open"),
         ("SCOREBOARD_DATABASE_URL", "mysql://db/scores", "expected sqlite:///path or postgresql://"),
         ("SCOREBOARD_LOG_FORMAT", "xml", "expected console or json"),
+        ("SCOREBOARD_ROLE", "worker", "expected one of all, api, realtime, relay"),
+        ("SCOREBOARD_TRUSTED_PROXIES", "10.0.0.1,proxy.local", "'proxy.local' is not an IP address"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, raw: str, expected: str) -> None:
@@ -181,3 +183,24 @@ def test_unreadable_action_types_file_names_the_variable(tmp_path: Path) -> None
         load_action_types(tmp_path / "missing.toml")
     with pytest.raises(SettingsError, match="SCOREBOARD_ACTION_TYPES_FILE"):
         load_action_types(write(tmp_path, "[action_types.quiz\n"))
+
+
+def test_trusted_proxies_take_addresses_and_networks() -> None:
+    settings = Settings.from_env({"SCOREBOARD_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8,::1"})
+
+    assert settings.trusted_proxies == ("127.0.0.1", "10.0.0.0/8", "::1")
+
+
+@pytest.mark.parametrize(
+    ("role", "parts"),
+    [
+        ("all", {"api", "realtime", "relay"}),
+        ("api", {"api"}),
+        ("realtime", {"realtime"}),
+        ("relay", {"relay"}),
+    ],
+)
+def test_a_role_serves_its_parts(role: str, parts: set[str]) -> None:
+    settings = Settings(role=role)
+
+    assert {part for part in ("api", "realtime", "relay") if settings.serves(part)} == parts

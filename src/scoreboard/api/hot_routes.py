@@ -11,6 +11,7 @@ from scoreboard.api.fast_lane import Endpoint
 from scoreboard.api.problems import invalid
 from scoreboard.api.responses import json_response, raw_json
 from scoreboard.api.schemas import ScoreUpdatedOut, ScoreUpdateRequest
+from scoreboard.config import Settings
 
 SUCCESS = "Score updated successfully."
 MAX_LIMIT = 100
@@ -39,7 +40,11 @@ def board_limit(raw: str | None) -> int:
     return int(raw)
 
 
-ROUTES: dict[tuple[str, str], Endpoint] = {
-    ("POST", "/api/score/update"): update_score,
-    ("GET", "/api/leaderboard"): leaderboard,
-}
+def routes(settings: Settings) -> dict[tuple[str, str], Endpoint]:
+    """The hot endpoints this process's role serves."""
+    served: dict[tuple[str, str], Endpoint] = {}
+    if settings.serves("api"):
+        served[("POST", "/api/score/update")] = update_score
+    if settings.serves("api") or settings.serves("realtime"):
+        served[("GET", "/api/leaderboard")] = leaderboard
+    return served

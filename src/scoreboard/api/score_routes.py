@@ -22,6 +22,7 @@ from scoreboard.api.schemas import (
 )
 
 router = APIRouter(tags=["scores"])
+reads = APIRouter(tags=["scores"])  # also served by realtime-only processes
 
 
 @router.post(
@@ -59,7 +60,7 @@ async def update_score(request: Request) -> Response:
     return await hot_routes.update_score(request)
 
 
-@router.get(
+@reads.get(
     "/api/leaderboard",
     responses=doc.responses((200, LeaderboardOut), 400, 401),
 )
@@ -68,7 +69,7 @@ async def leaderboard(request: Request, limit: Annotated[int, Query(ge=1, le=100
     return await hot_routes.leaderboard(request)
 
 
-@router.get(
+@reads.get(
     "/api/users/{user_id}/score",
     responses=doc.responses((200, UserScoreOut), 400, 401, 404),
 )
