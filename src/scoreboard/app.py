@@ -16,9 +16,8 @@ from scoreboard.api import openapi as api_openapi
 from scoreboard.api.deps import Container
 from scoreboard.api.fast_lane import FastLane
 from scoreboard.api.middleware import RequestContext
-from scoreboard.auth.keys import SigningKey, asymmetric_key, load_or_create_secret, symmetric_key
+from scoreboard.auth.configured import access_tokens
 from scoreboard.auth.passwords import Passwords
-from scoreboard.auth.tokens import AccessTokens
 from scoreboard.broker.base import ScoreEvents
 from scoreboard.config import Settings
 from scoreboard.domain.model import Board
@@ -39,25 +38,13 @@ from scoreboard.web import routes as web_routes
 log = get_logger("scoreboard.app")
 
 
-def signing_key(settings: Settings) -> SigningKey:
-    if settings.jwt_private_key_file is not None:
-        return asymmetric_key(settings.jwt_private_key_file.read_bytes(), settings.jwt_algorithm)
-    secret = settings.jwt_secret
-    if secret is None:
-        folder = settings.data_folder
-        folder.mkdir(parents=True, exist_ok=True)
-        secret = load_or_create_secret(folder / "jwt-secret")
-    return symmetric_key(secret, settings.jwt_algorithm)
-
-
 def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
     """Every service and adapter, not yet connected."""
     metrics = Metrics()
     backends = open_backends(settings)
     store, board, broker = backends.store, backends.board, backends.broker
     store.observe_commits(metrics.store_batch_size.observe)
-    key = signing_key(settings)
-    tokens = AccessTokens(key, settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_seconds)
+    tokens = access_tokens(settings, lambda outcome: metrics.jwks_fetches.labels(outcome).inc())
     throttle, limits = Throttle(backends.limiter, metrics), LimitSet.from_settings(settings)
     accounts = AccountService(
         store,
@@ -87,7 +74,7 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
         board,
         broker,
         tokens,
-        key,
+        tokens.signing_key,
         backends.revocations,
         accounts,
         scores,
@@ -117,7 +104,7 @@ async def serving(container: Container, hub: Hub, clock: Clock) -> AsyncIterator
             policy=str(settings.action_policy),
             cache="redis" if settings.redis_url else "memory",
         )
-        async with running(relay), syncing(HubSync(hub, container.board)):
+        async with running(relay), syncing(HubSync(hub, container.board)), _keys_kept_fresh(container):
             yield
     finally:
         await container.broker.close()
@@ -166,6 +153,11 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     app.add_middleware(FastLane, routes=hot_routes.ROUTES)
     app.add_middleware(RequestContext, metrics=container.metrics)
     return app
+
+
+def _keys_kept_fresh(container: Container) -> contextlib.AbstractAsyncContextManager[None]:
+    external = container.tokens.external
+    return external.kept_fresh() if external is not None else contextlib.nullcontext()
 
 
 def _redacted(url: str) -> str:

@@ -103,10 +103,16 @@ def test_token_from_another_issuer_is_refused() -> None:
     assert reason(issued.token) == "wrong issuer"
 
 
-def test_token_signed_with_another_key_is_refused() -> None:
+def test_token_of_another_key_is_refused_for_its_unknown_key_id() -> None:
     issued = tokens(secret=OTHER_SECRET).issue("user-1", ["user"], "s", int(time.time()))
 
-    assert reason(issued.token) == "bad signature"
+    assert reason(issued.token) == "unknown key id"
+
+
+def test_token_signed_with_another_key_under_our_key_id_is_refused() -> None:
+    our_kid = {"kid": symmetric_key(SECRET).kid}
+
+    assert reason(jwt.encode(claims(), OTHER_SECRET, algorithm="HS256", headers=our_kid)) == "bad signature"
 
 
 @pytest.mark.parametrize("algorithm", ["HS384", "HS512"])
