@@ -81,7 +81,7 @@ class ExternalProvider:
         self._client = PyJWKClient(url, cache_jwk_set=False, timeout=FETCH_TIMEOUT_SECONDS) if url else None
         self._refresh_seconds, self._min_refresh_seconds = refresh_seconds, min_refresh_seconds
         self._on_fetch = on_fetch
-        self._last_fetch = -math.inf
+        self._last_forced = -math.inf
         self._inflight: asyncio.Task[bool] | None = None
 
     @property
@@ -102,7 +102,6 @@ class ExternalProvider:
     async def load(self) -> None:
         """The first fetch, at start-up. An unreadable file is a configuration error; an unreachable
         URL is logged (the provider may be down) and retried when a token needs it."""
-        self._last_fetch = time.monotonic()
         try:
             self.keys = await asyncio.to_thread(self.read)
         except (OSError, ValueError, jwt.PyJWTError) as error:
@@ -115,11 +114,12 @@ class ExternalProvider:
         log.info("jwks.loaded", source=self.source, kids=sorted(self.keys))
 
     async def refresh(self) -> bool:
-        """Fetch the key set again unless that was tried in the last `min_refresh_seconds`; whether
-        it was fetched. Concurrent callers share one fetch."""
+        """Fetch the key set again for a token with an unknown key id, unless such a fetch was made in
+        the last `min_refresh_seconds`; whether it was fetched. Concurrent callers share one fetch."""
         if self._inflight is None:
-            if time.monotonic() - self._last_fetch < self._min_refresh_seconds:
+            if time.monotonic() - self._last_forced < self._min_refresh_seconds:
                 return False
+            self._last_forced = time.monotonic()
             self._inflight = asyncio.create_task(self._refetch())
         task = self._inflight
         try:
@@ -129,7 +129,6 @@ class ExternalProvider:
                 self._inflight = None
 
     async def _refetch(self) -> bool:
-        self._last_fetch = time.monotonic()
         try:
             keys = await asyncio.to_thread(self.read)
         except (OSError, ValueError, jwt.PyJWTError) as error:
@@ -152,7 +151,7 @@ class ExternalProvider:
         async def refreshing() -> None:
             while True:
                 await asyncio.sleep(self._refresh_seconds)
-                await self.refresh()
+                await self._refetch()
 
         task = asyncio.create_task(refreshing())
         try:
