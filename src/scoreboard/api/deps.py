@@ -86,7 +86,7 @@ async def authenticate(request: Request) -> Principal:
         container.metrics.tokens_rejected.labels("missing").inc()
         raise unauthenticated("no access token: send 'Authorization: Bearer <token>' or the cookie")
     try:
-        principal = await _verified(container, token)
+        principal = await verified_principal(container, token)
     except InvalidToken as error:
         container.metrics.tokens_rejected.labels(error.reason.split(":")[0]).inc()
         raise
@@ -100,7 +100,7 @@ async def authenticate(request: Request) -> Principal:
     return principal
 
 
-async def _verified(container: Container, token: str) -> Principal:
+async def verified_principal(container: Container, token: str) -> Principal:
     """The token's principal. An unknown key id may be a key the external identity provider has just
     rotated in: its key set is fetched again (rate limited) and the token tried once more. An external
     identity that is not a `service` must be an existing user; that is checked once per token."""
