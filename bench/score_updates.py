@@ -9,6 +9,10 @@
    --max-seconds), reading the server's CPU time (utime + stime in /proc/PID/stat) before and after.
 4. Checks that the scores on the leaderboard add up to the number of 200 answers; stops the server.
 
+With --token-algorithms HS256,EdDSA,RS256 it does all of that once per algorithm, one server after
+the other (EdDSA and RS256 with a freshly generated key file), prints a side-by-side table with each
+algorithm's cost to verify a token it has not seen before, and writes them all to --json.
+
 The load generator is wrk with bench/score_updates.lua when `wrk` is on PATH (Debian: apt-get install
 wrk), else a lean Python client speaking HTTP/1.1 over asyncio streams; the output names the one used.
 When `perf` works, the server's fsync/fdatasync calls are counted too (one per SQLite commit).
@@ -16,6 +20,7 @@ Exit status: 0 when all is well, 1 when the scores do not add up or an update wa
 2 when the benchmark could not run.
 
     .venv/bin/python bench/score_updates.py [--clients 1,64] [--requests 4000] [--users 64] [--json FILE]
+    .venv/bin/python bench/score_updates.py --clients 64 --token-algorithms HS256,EdDSA,RS256
 
 docs/benchmarks.md explains the numbers.
 """
@@ -650,6 +655,76 @@ def print_table(phases: Sequence[Phase]) -> None:
             print(f"{'':>7} {share:6.1%}  {frame}")
 
 
+# Token algorithms: the server signs with an HS256 secret (the default) or a generated key pair.
+
+TOKEN_ALGORITHMS = ("HS256", "EdDSA", "RS256")
+
+
+def private_key(algorithm: str) -> Any:
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    if algorithm == "EdDSA":
+        return ed25519.Ed25519PrivateKey.generate()
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def token_env(algorithm: str, folder: Path) -> dict[str, str]:
+    """Server settings for tokens signed with `algorithm` (a fresh key file for EdDSA and RS256)."""
+    if algorithm == "HS256":
+        return {}
+    from cryptography.hazmat.primitives import serialization
+
+    path = folder / "signing-key.pem"
+    path.write_bytes(
+        private_key(algorithm).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return {"SCOREBOARD_JWT_PRIVATE_KEY_FILE": str(path), "SCOREBOARD_JWT_ALGORITHM": algorithm}
+
+
+def verify_cost_us(algorithm: str, count: int = 2000) -> float:
+    """CPU µs the server's own AccessTokens spend verifying a token it has not seen before (signature
+    and claims; a token seen before is answered from the verified-token cache)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from scoreboard.auth.keys import asymmetric_key, symmetric_key
+    from scoreboard.auth.tokens import AccessTokens
+
+    if algorithm == "HS256":
+        key = symmetric_key(os.urandom(32).hex())
+    else:
+        pem = private_key(algorithm).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        key = asymmetric_key(pem, algorithm)
+    now = int(time.time())
+    issuer = AccessTokens(key, "scoreboard", "scoreboard", 900)
+    tokens = [issuer.issue(str(i), ["user"], "", now).token for i in range(count)]
+    verifier = AccessTokens(key, "scoreboard", "scoreboard", 900)
+    started = time.process_time()
+    for token in tokens:
+        verifier.verify(token, now)
+    return (time.process_time() - started) / count * 1e6
+
+
+def print_algorithm_comparison(documents: dict[str, dict[str, Any]]) -> None:
+    reference = "HS256" if "HS256" in documents else next(iter(documents))
+    print(f"\nby token algorithm (servers run one after the other; ratios against {reference}):")
+    header = f"{'algorithm':>9} {'clients':>7} {'updates/s':>10} {'ratio':>6} {'srv CPU µs/upd':>14} {'verify µs/new token':>19}"
+    print(header)
+    print("-" * len(header))
+    base = {p["clients"]: p for p in documents[reference]["phases"]}
+    for algorithm, document in documents.items():
+        for phase in document["phases"]:
+            reference_rate = base[phase["clients"]]["updates_per_s"] or 1.0
+            print(
+                f"{algorithm:>9} {phase['clients']:>7} {phase['updates_per_s']:>10.1f}"
+                f" {phase['updates_per_s'] / reference_rate:>6.2f} {phase['server_cpu_us_per_update']:>14.0f}"
+                f" {document['verify_us_per_new_token']:>19.1f}"
+            )
+
+
 # Command line.
 
 
@@ -671,6 +746,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--json", type=Path, help="also write the results to this file")
     add("--profile", type=Path, help="folder for a py-spy profile of each phase (needs py-spy)")
     add("--env", action="append", default=[], metavar="NAME=VALUE", help="extra server setting (repeatable)")
+    add(
+        "--token-algorithms",
+        default="HS256",
+        help="comma-separated access-token algorithms, one server each, compared side by side"
+        f" (HS256; choose from {','.join(TOKEN_ALGORITHMS)})",
+    )
     add("--no-perf", action="store_true", help="do not count fsyncs with `perf stat`")
     add("--keep", action="store_true", help="keep the temporary data folder (database, server log)")
     args = parser.parse_args(argv)
@@ -685,6 +766,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if any("=" not in item for item in args.env):
         parser.error("--env takes NAME=VALUE")
     args.env = dict(item.split("=", 1) for item in args.env)
+    args.token_algorithms = [a.strip() for a in args.token_algorithms.split(",") if a.strip()]
+    if not args.token_algorithms or set(args.token_algorithms) - set(TOKEN_ALGORITHMS):
+        parser.error(f"--token-algorithms takes some of {','.join(TOKEN_ALGORITHMS)}")
     if args.client == "auto":
         args.client = "wrk" if shutil.which("wrk") else "python"
     elif args.client == "wrk" and shutil.which("wrk") is None:
@@ -700,9 +784,31 @@ def describe_client(kind: str, loop_name: str) -> str:
 
 
 def run(args: argparse.Namespace, folder: Path) -> int:
+    """One server per token algorithm, one after the other, each through every phase."""
+    documents, codes = {}, []
+    for algorithm in args.token_algorithms:
+        here = folder / algorithm if len(args.token_algorithms) > 1 else folder
+        here.mkdir(exist_ok=True)
+        env = {**token_env(algorithm, here), **args.env}
+        if len(args.token_algorithms) > 1:
+            print(f"\n=== access tokens signed with {algorithm} ===")
+        code, documents[algorithm] = run_server(args, here, env)
+        documents[algorithm]["verify_us_per_new_token"] = round(verify_cost_us(algorithm), 1)
+        codes.append(code)
+    if len(args.token_algorithms) > 1:
+        print_algorithm_comparison(documents)
+    if args.json:
+        single = len(documents) == 1
+        document = next(iter(documents.values())) if single else {"by_token_algorithm": documents}
+        args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
+        print(f"results written to {args.json}")
+    return max(codes)
+
+
+def run_server(args: argparse.Namespace, folder: Path, env: dict[str, str]) -> tuple[int, dict[str, Any]]:
     loop_factory, loop_name = event_loop_factory()
     client = describe_client(args.client, loop_name)
-    with asyncio.Runner(loop_factory=loop_factory) as loop, Server(folder, args.env) as server:
+    with asyncio.Runner(loop_factory=loop_factory) as loop, Server(folder, env) as server:
         print(f"server: pid {server.pid} on {HOST}:{server.port}, data in {folder} ({filesystem_of(folder)})")
         print(f"client: {client}; {os.cpu_count()} CPUs")
         started = time.perf_counter()
@@ -730,22 +836,20 @@ def run(args: argparse.Namespace, folder: Path) -> int:
         )
         if refused:
             print(f"FAILED: {refused} score updates were not answered 200 (statuses are in --json)")
-        if args.json:
-            document = {
-                "benchmark": "score_updates",
-                "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "command": " ".join(sys.argv),
-                "client": client,
-                "environment": environment(),
-                "filesystem": filesystem_of(folder),
-                "settings": {k: v for k, v in vars(args).items() if k not in {"json", "profile"}},
-                "warmup": asdict(warmup),
-                "phases": [p.summary() for p in phases],
-                "verification": check,
-            }
-            args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
-            print(f"results written to {args.json}")
-        return 0 if check["passed"] and not refused else 1
+        document = {
+            "benchmark": "score_updates",
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv),
+            "client": client,
+            "token_algorithm": env.get("SCOREBOARD_JWT_ALGORITHM", "HS256"),
+            "environment": environment(),
+            "filesystem": filesystem_of(folder),
+            "settings": {k: v for k, v in vars(args).items() if k not in {"json", "profile"}},
+            "warmup": asdict(warmup),
+            "phases": [p.summary() for p in phases],
+            "verification": check,
+        }
+        return (0 if check["passed"] and not refused else 1), document
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,8 +24,12 @@ TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Embedded settings on a private database, rate limits off unless a test turns them on."""
+    return embedded_settings(tmp_path)
+
+
+def embedded_settings(folder: Path) -> Settings:
     return Settings(
-        database_url=f"sqlite:///{tmp_path / 'scoreboard.db'}",
+        database_url=f"sqlite:///{folder / 'scoreboard.db'}",
         jwt_secret=TEST_SECRET,
         rate_limit_score_updates="off",
         rate_limit_login="off",

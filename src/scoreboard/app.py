@@ -17,9 +17,8 @@ from scoreboard.api import openapi as api_openapi
 from scoreboard.api.deps import Container
 from scoreboard.api.fast_lane import FastLane
 from scoreboard.api.middleware import RequestContext
-from scoreboard.auth.keys import SigningKey, asymmetric_key, load_or_create_secret, symmetric_key
+from scoreboard.auth.configured import access_tokens
 from scoreboard.auth.passwords import Passwords
-from scoreboard.auth.tokens import AccessTokens
 from scoreboard.broker.base import ScoreEvents
 from scoreboard.config import Settings
 from scoreboard.domain.model import Board
@@ -40,25 +39,13 @@ from scoreboard.web import routes as web_routes
 log = get_logger("scoreboard.app")
 
 
-def signing_key(settings: Settings) -> SigningKey:
-    if settings.jwt_private_key_file is not None:
-        return asymmetric_key(settings.jwt_private_key_file.read_bytes(), settings.jwt_algorithm)
-    secret = settings.jwt_secret
-    if secret is None:
-        folder = settings.data_folder
-        folder.mkdir(parents=True, exist_ok=True)
-        secret = load_or_create_secret(folder / "jwt-secret")
-    return symmetric_key(secret, settings.jwt_algorithm)
-
-
 def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
     """Every service and adapter, not yet connected."""
     metrics = Metrics()
     backends = open_backends(settings)
     store, board, broker = backends.store, backends.board, backends.broker
     store.observe_commits(metrics.store_batch_size.observe)
-    key = signing_key(settings)
-    tokens = AccessTokens(key, settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_seconds)
+    tokens = access_tokens(settings, lambda outcome: metrics.jwks_fetches.labels(outcome).inc())
     throttle, limits = Throttle(backends.limiter, metrics), LimitSet.from_settings(settings)
     accounts = AccountService(
         store,
@@ -88,7 +75,7 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
         board,
         broker,
         tokens,
-        key,
+        tokens.signing_key,
         backends.revocations,
         accounts,
         scores,
@@ -121,6 +108,7 @@ async def serving(container: Container, hub: Hub, clock: Clock) -> AsyncIterator
             cache="redis" if settings.redis_url else "memory",
         )
         async with contextlib.AsyncExitStack() as background:
+            await background.enter_async_context(_keys_kept_fresh(container))
             if settings.serves("relay"):
                 await background.enter_async_context(running(relay))
             if settings.serves("realtime"):
@@ -181,6 +169,11 @@ def _routers(settings: Settings) -> list[APIRouter]:
 
 def _sockets(settings: Settings) -> dict[str, ASGIApp]:
     return websocket.SOCKETS if settings.serves("realtime") else {}
+
+
+def _keys_kept_fresh(container: Container) -> contextlib.AbstractAsyncContextManager[None]:
+    external = container.tokens.external
+    return external.kept_fresh() if external is not None else contextlib.nullcontext()
 
 
 def _redacted(url: str) -> str:

@@ -10,8 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from scoreboard.auth.keys import ASYMMETRIC, SYMMETRIC
 from scoreboard.domain.actions import ActionCatalog, ActionPolicy, ActionType
+from scoreboard.domain.model import Role
 
 PREFIX = "SCOREBOARD_"
 # What one process serves (`scoreboard serve --role`): the HTTP API, the WebSocket/SSE fan-out, the
@@ -34,7 +37,16 @@ class Settings:
     data_dir: Path | None = None
     jwt_secret: str | None = field(default=None, repr=False)
     jwt_private_key_file: Path | None = None
-    jwt_algorithm: str = "HS256"
+    jwt_algorithm: str | None = None  # HS256 for a secret; for a key file, what its key type implies
+    jwt_previous_key_file: tuple[Path, ...] = ()  # rotated-out keys: they verify, never sign
+    jwt_previous_secret: str | None = field(default=None, repr=False)
+    jwt_jwks_url: str | None = None  # an external identity provider's keys...
+    jwt_jwks_file: Path | None = None  # ...or the same as a file
+    jwt_external_issuer: str | None = None
+    jwt_external_audience: str | None = None  # default: JWT_AUDIENCE
+    jwt_external_roles: tuple[str, ...] = ("service",)
+    jwt_external_roles_claim: str = "roles"
+    jwt_jwks_refresh_seconds: int = 300
     jwt_issuer: str = "scoreboard"
     jwt_audience: str = "scoreboard"
     access_token_ttl_seconds: int = 900
@@ -85,6 +97,7 @@ class Settings:
             raise SettingsError(f"SCOREBOARD_ROLE={self.role!r}: expected one of {', '.join(ROLES)}")
         if self.access_token_ttl_seconds < 30:
             raise SettingsError("SCOREBOARD_ACCESS_TOKEN_TTL_SECONDS must be at least 30")
+        validate_token_settings(self)
 
     def serves(self, part: str) -> bool:
         """Whether this process runs `part` (api, realtime or relay) of the service."""
@@ -133,6 +146,54 @@ def load_action_types(path: Path) -> ActionCatalog:
     return ActionCatalog(types)
 
 
+def validate_token_settings(settings: Settings) -> None:
+    algorithm, key_file = settings.jwt_algorithm, settings.jwt_private_key_file
+    if algorithm is not None and algorithm not in SYMMETRIC | ASYMMETRIC:
+        raise SettingsError(
+            f"SCOREBOARD_JWT_ALGORITHM={algorithm!r}: expected one of {', '.join(sorted(SYMMETRIC | ASYMMETRIC))}"
+        )
+    if key_file is not None and algorithm in SYMMETRIC:
+        raise SettingsError(
+            f"SCOREBOARD_JWT_ALGORITHM={algorithm} is a shared-secret algorithm, but SCOREBOARD_JWT_PRIVATE_KEY_FILE"
+            " is set: use EdDSA, RS256 or ES256 (or leave the algorithm unset to take the key's own)"
+        )
+    if key_file is None and algorithm in ASYMMETRIC:
+        raise SettingsError(f"SCOREBOARD_JWT_ALGORITHM={algorithm} needs SCOREBOARD_JWT_PRIVATE_KEY_FILE")
+    if settings.jwt_previous_secret is not None and len(settings.jwt_previous_secret) < 32:
+        raise SettingsError("SCOREBOARD_JWT_PREVIOUS_SECRET must be at least 32 characters")
+    _validate_external(settings)
+
+
+def _validate_external(settings: Settings) -> None:
+    url, file, issuer = settings.jwt_jwks_url, settings.jwt_jwks_file, settings.jwt_external_issuer
+    if url is not None and file is not None:
+        raise SettingsError("set SCOREBOARD_JWT_JWKS_URL or SCOREBOARD_JWT_JWKS_FILE, not both")
+    if url is None and file is None:
+        return
+    if url is not None:
+        parts = urlsplit(url)
+        loopback = parts.hostname in {"127.0.0.1", "::1", "localhost"}
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            raise SettingsError(
+                f"SCOREBOARD_JWT_JWKS_URL={url!r}: expected an https:// URL (http:// only on the loopback)"
+            )
+    if not issuer:
+        raise SettingsError("SCOREBOARD_JWT_EXTERNAL_ISSUER is required with a JWKS URL or file")
+    if issuer == settings.jwt_issuer:
+        raise SettingsError(
+            f"SCOREBOARD_JWT_EXTERNAL_ISSUER={issuer!r} must differ from SCOREBOARD_JWT_ISSUER:"
+            " a token naming our issuer must be signed by our own keys"
+        )
+    unknown = set(settings.jwt_external_roles) - {str(r) for r in Role}
+    if unknown or not settings.jwt_external_roles:
+        raise SettingsError(
+            f"SCOREBOARD_JWT_EXTERNAL_ROLES={','.join(settings.jwt_external_roles)!r}:"
+            " expected one or more of service, user, admin"
+        )
+    if settings.jwt_jwks_refresh_seconds < 10:
+        raise SettingsError("SCOREBOARD_JWT_JWKS_REFRESH_SECONDS must be at least 10")
+
+
 def _convert(name: str, kind: str, raw: str) -> Any:
     variable = PREFIX + name.upper()
     if "bool" in kind:
@@ -146,6 +207,8 @@ def _convert(name: str, kind: str, raw: str) -> Any:
             return int(raw)
         except ValueError:
             raise SettingsError(f"{variable}={raw!r}: expected a whole number") from None
+    if "tuple[Path" in kind:
+        return tuple(Path(part.strip()) for part in raw.split(",") if part.strip())
     if "Path" in kind:
         return Path(raw)
     if "tuple" in kind:

@@ -17,7 +17,9 @@ def test_defaults_match_the_documented_settings_table() -> None:
     assert settings.redis_url is None
     assert settings.broker_url is None
     assert settings.jwt_secret is None
-    assert settings.jwt_algorithm == "HS256"
+    assert settings.jwt_algorithm is None  # HS256 with a secret, else what the key file's key signs
+    assert settings.jwt_jwks_url is None
+    assert settings.jwt_jwks_file is None
     assert settings.jwt_issuer == "scoreboard"
     assert settings.jwt_audience == "scoreboard"
     assert settings.access_token_ttl_seconds == 900

@@ -8,9 +8,10 @@ import uuid
 import jwt
 import pytest
 
-from scoreboard.auth.keys import symmetric_key
+from scoreboard.auth.keys import asymmetric_key, symmetric_key
 from scoreboard.auth.tokens import LEEWAY_SECONDS, AccessTokens, InvalidToken
 from scoreboard.domain.model import Principal
+from tests.token_support import ed25519_key, pem, rsa_key
 
 SECRET = "unit-test-secret-long-enough-even-for-hs512-signatures-0123456789abcdef"
 OTHER_SECRET = "another-secret-that-is-also-long-enough-9876543210"
@@ -103,10 +104,16 @@ def test_token_from_another_issuer_is_refused() -> None:
     assert reason(issued.token) == "wrong issuer"
 
 
-def test_token_signed_with_another_key_is_refused() -> None:
+def test_token_of_another_key_is_refused_for_its_unknown_key_id() -> None:
     issued = tokens(secret=OTHER_SECRET).issue("user-1", ["user"], "s", int(time.time()))
 
-    assert reason(issued.token) == "bad signature"
+    assert reason(issued.token) == "unknown key id"
+
+
+def test_token_signed_with_another_key_under_our_key_id_is_refused() -> None:
+    our_kid = {"kid": symmetric_key(SECRET).kid}
+
+    assert reason(jwt.encode(claims(), OTHER_SECRET, algorithm="HS256", headers=our_kid)) == "bad signature"
 
 
 @pytest.mark.parametrize("algorithm", ["HS384", "HS512"])
@@ -138,3 +145,89 @@ def test_token_without_roles_has_none() -> None:
 
     assert principal.roles == frozenset()
     assert not principal.may_act_for("someone-else")
+
+
+# clock skew: a bounded leeway, also for tokens from the future --------------------------------
+
+
+def test_token_issued_in_the_future_beyond_the_leeway_is_refused() -> None:
+    later = int(time.time()) + LEEWAY_SECONDS + 30
+
+    assert reason(forged(overrides={"iat": later})) == "not yet valid"
+
+
+def test_token_not_valid_before_a_time_beyond_the_leeway_is_refused() -> None:
+    later = int(time.time()) + LEEWAY_SECONDS + 30
+
+    assert reason(forged(overrides={"nbf": later})) == "not yet valid"
+
+
+def test_clock_skew_within_the_leeway_is_tolerated() -> None:
+    now = int(time.time())
+    token = forged(overrides={"iat": now + 2, "nbf": now + 2, "exp": now - 2})
+
+    assert tokens().verify(token, now).user_id == "user-1"
+
+
+def test_token_expired_beyond_the_leeway_is_refused() -> None:
+    now = int(time.time())
+
+    assert reason(forged(overrides={"exp": now - LEEWAY_SECONDS - 2})) == "expired"
+
+
+# rotation: the current key signs, previous keys still verify ----------------------------------
+
+
+def test_rotated_keys_sign_with_the_current_key_and_verify_with_both() -> None:
+    old_key, new_key = asymmetric_key(pem(ed25519_key())), asymmetric_key(pem(rsa_key()))
+    now = int(time.time())
+    old_token = (
+        AccessTokens(old_key, "scoreboard", "scoreboard", TTL).issue("user-1", ["user"], "s", now).token
+    )
+    rotated = AccessTokens(new_key, "scoreboard", "scoreboard", TTL, previous=[old_key])
+
+    new_token = rotated.issue("user-2", ["user"], "s", now).token
+
+    assert jwt.get_unverified_header(new_token) == {"alg": "RS256", "kid": new_key.kid, "typ": "JWT"}
+    assert rotated.verify(old_token, now).user_id == "user-1"
+    assert rotated.verify(new_token, now).user_id == "user-2"
+    assert [k["kid"] for k in rotated.public_jwks] == [new_key.kid, old_key.kid]
+
+
+def test_previous_shared_secret_keeps_its_tokens_valid_after_moving_to_a_key_pair() -> None:
+    now = int(time.time())
+    old_token = tokens().issue("user-1", ["user"], "s", now).token
+    rotated = AccessTokens(
+        asymmetric_key(pem(ed25519_key())), "scoreboard", "scoreboard", TTL, [symmetric_key(SECRET)]
+    )
+
+    assert rotated.verify(old_token, now).user_id == "user-1"
+    assert len(rotated.public_jwks) == 1, "a shared secret is never published"
+
+
+def test_token_of_a_key_no_longer_configured_is_refused() -> None:
+    old_key, new_key = asymmetric_key(pem(ed25519_key())), asymmetric_key(pem(ed25519_key()))
+    now = int(time.time())
+    old_token = (
+        AccessTokens(old_key, "scoreboard", "scoreboard", TTL).issue("user-1", ["user"], "s", now).token
+    )
+
+    with pytest.raises(InvalidToken, match="unknown key id"):
+        AccessTokens(new_key, "scoreboard", "scoreboard", TTL).verify(old_token, now)
+
+
+def test_token_without_kid_is_checked_against_the_current_key_only() -> None:
+    old_key = symmetric_key(OTHER_SECRET)
+    rotated = AccessTokens(symmetric_key(SECRET), "scoreboard", "scoreboard", TTL, previous=[old_key])
+
+    with pytest.raises(InvalidToken, match="bad signature"):
+        rotated.verify(jwt.encode(claims(), OTHER_SECRET, algorithm="HS256"), time.time())
+
+
+def test_each_key_accepts_only_its_own_algorithm() -> None:
+    ed_key = asymmetric_key(pem(ed25519_key()))
+    access = AccessTokens(ed_key, "scoreboard", "scoreboard", TTL, previous=[symmetric_key(SECRET)])
+    hs_with_ed_kid = jwt.encode(claims(), SECRET, algorithm="HS256", headers={"kid": ed_key.kid})
+
+    with pytest.raises(InvalidToken, match="algorithm not allowed"):
+        access.verify(hs_with_ed_kid, time.time())

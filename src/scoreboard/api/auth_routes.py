@@ -98,6 +98,8 @@ async def logout(caller: Caller, services: Services) -> Response:
 
 @router.get("/.well-known/jwks.json", tags=["auth"])
 async def jwks(services: Services) -> Response:
-    """Public keys that verify our access tokens (empty when a shared HS256 secret is used)."""
-    jwk = services.signing_key.public_jwk
-    return json_response({"keys": [jwk] if jwk else []})
+    """Public keys that verify our access tokens: the current signing key first, then rotated-out keys
+    whose tokens may still be valid. An empty set (`{"keys": []}`) when only shared secrets are used."""
+    response = json_response({"keys": services.tokens.public_jwks})
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response

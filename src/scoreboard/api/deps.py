@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import hmac
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from scoreboard.api.bodies import CANONICAL_UUID
 from scoreboard.api.problems import Problem, unauthenticated
 from scoreboard.auth.keys import SigningKey
-from scoreboard.auth.tokens import AccessTokens, InvalidToken
+from scoreboard.auth.tokens import AccessTokens, InvalidToken, UnknownKey
 from scoreboard.broker.base import Broker
 from scoreboard.config import Settings
-from scoreboard.domain.model import Principal
+from scoreboard.domain.model import Principal, Role
 from scoreboard.leaderboard.base import Leaderboard
 from scoreboard.limiter.base import RateLimiter
 from scoreboard.observability.logging import get_logger
@@ -31,6 +33,7 @@ ACCESS_COOKIE = "access_token"
 CSRF_COOKIE = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_USER_ID = re.compile(CANONICAL_UUID)
 
 
 @dataclass
@@ -83,7 +86,7 @@ async def authenticate(request: Request) -> Principal:
         container.metrics.tokens_rejected.labels("missing").inc()
         raise unauthenticated("no access token: send 'Authorization: Bearer <token>' or the cookie")
     try:
-        principal = container.tokens.verify(token, time.time())
+        principal = await verified_principal(container, token)
     except InvalidToken as error:
         container.metrics.tokens_rejected.labels(error.reason.split(":")[0]).inc()
         raise
@@ -94,6 +97,27 @@ async def authenticate(request: Request) -> Principal:
         sent = request.headers.get(CSRF_HEADER, "")
         if not principal.csrf or not hmac.compare_digest(sent, principal.csrf):
             raise Problem(403, "csrf_failed", "a cookie-authenticated write needs the X-CSRF-Token header")
+    return principal
+
+
+async def verified_principal(container: Container, token: str) -> Principal:
+    """The token's principal. An unknown key id may be a key the external identity provider has just
+    rotated in: its key set is fetched again (rate limited) and the token tried once more. An external
+    identity that is not a `service` must be an existing user; that is checked once per token."""
+    tokens = container.tokens
+    try:
+        principal = tokens.verify(token, time.time())
+    except UnknownKey:
+        if tokens.external is None or not await tokens.external.refresh():
+            raise
+        principal = tokens.verify(token, time.time())
+    if principal.account or Role.SERVICE in principal.roles:
+        return principal
+    user = await container.store.user(principal.user_id) if _USER_ID.fullmatch(principal.user_id) else None
+    if user is None:
+        raise InvalidToken("its subject is not a scoreboard user")
+    principal = replace(principal, account=True)
+    tokens.remember(token, principal)
     return principal
 
 

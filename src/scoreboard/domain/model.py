@@ -37,6 +37,9 @@ class Principal:
     session_id: str
     expires_at: int
     csrf: str = ""
+    # False for an identity of an external identity provider that is not a scoreboard user (a
+    # trusted `service`): it may act for users but holds no tickets of its own.
+    account: bool = True
 
     def may_act_for(self, user_id: str) -> bool:
         return user_id == self.user_id or bool(self.roles & {Role.SERVICE, Role.ADMIN})

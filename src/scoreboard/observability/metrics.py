@@ -71,6 +71,12 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self.jwks_fetches = Counter(
+            "scoreboard_jwks_fetches_total",
+            "Fetches of the external identity provider's key set, by outcome (fetched, failed).",
+            ["outcome"],
+            registry=registry,
+        )
         self.rate_limited = Counter(
             "scoreboard_rate_limited_total",
             "Requests refused by a rate limit, by limit name.",

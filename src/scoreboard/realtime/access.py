@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 
-from scoreboard.api.deps import ACCESS_COOKIE, Container
+from scoreboard.api.deps import ACCESS_COOKIE, Container, verified_principal
 from scoreboard.auth.tokens import InvalidToken
 from scoreboard.domain.model import Principal
 
@@ -32,7 +31,7 @@ async def viewer(headers: Headers, cookies: dict[str, str], container: Container
     if not token:
         return None
     try:
-        principal = container.tokens.verify(token, time.time())
+        principal = await verified_principal(container, token)
     except InvalidToken:
         return None
     if await container.revocations.is_revoked(principal.token_id):

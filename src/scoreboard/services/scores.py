@@ -11,7 +11,7 @@ import structlog
 
 from scoreboard.broker.base import ScoreEvents
 from scoreboard.domain.actions import ActionCatalog, ActionPolicy, issue_ticket
-from scoreboard.domain.errors import ActingForAnotherUser, UserNotFound
+from scoreboard.domain.errors import ActingForAnotherUser, ActionNotPermitted, UserNotFound
 from scoreboard.domain.model import Board, Principal, RankedEntry, ScoreEntry, Ticket
 from scoreboard.leaderboard.base import Leaderboard
 from scoreboard.leaderboard.encoding import encode_board
@@ -67,6 +67,11 @@ class ScoreService:
 
     async def issue_action(self, caller: Principal, type_name: str) -> Ticket:
         """Issue a ticket for one action of `type_name` to the caller (quota permitting)."""
+        if not caller.account:
+            raise ActionNotPermitted(
+                "an external service identity holds no tickets: the player requests the ticket and"
+                " the service redeems it for them"
+            )
         kind = self._catalog.get(type_name)
         await self._throttle.hit(self._limits.actions, caller.user_id)
         if kind.per_user_per_hour is not None:
