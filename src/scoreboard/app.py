@@ -25,6 +25,7 @@ from scoreboard.domain.model import Board
 from scoreboard.observability.logging import configure_logging, get_logger
 from scoreboard.observability.metrics import Metrics
 from scoreboard.realtime import sse, websocket
+from scoreboard.realtime.farewell import farewell_on_stop
 from scoreboard.realtime.hub import Hub
 from scoreboard.realtime.messages import encode_update
 from scoreboard.realtime.sync import HubSync, syncing
@@ -113,6 +114,7 @@ async def serving(container: Container, hub: Hub, clock: Clock) -> AsyncIterator
                 await background.enter_async_context(running(relay))
             if settings.serves("realtime"):
                 await background.enter_async_context(syncing(HubSync(hub, container.board)))
+                background.enter_context(farewell_on_stop(hub))
             yield
     finally:
         await container.broker.close()

@@ -131,3 +131,32 @@ def test_server_that_cannot_start_fails_fast_with_its_output(servers: Servers) -
 
     assert "exited with 2 before it was healthy" in str(failure.value)
     assert not server.running
+
+
+async def test_a_stopping_server_closes_live_clients_with_going_away_and_ends_sse_streams(
+    servers: Servers,
+) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    server = servers.start()
+    subscribe = json.dumps({"type": "subscribe", "channel": "scoreboard_updates"})
+    async with (
+        connect(f"ws://127.0.0.1:{server.port}/ws") as ws,
+        httpx.AsyncClient(base_url=server.base_url, timeout=10) as http,
+        http.stream("GET", "/api/leaderboard/stream") as stream,
+    ):
+        await ws.send(subscribe)
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "snapshot"
+        lines = stream.aiter_lines()
+        while not (await anext(lines)).startswith("id: "):  # the snapshot event
+            pass
+
+        await asyncio.to_thread(server.stop)  # SIGTERM, as Kubernetes or systemd would send
+
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+        rest = [line async for line in lines]  # the stream ends instead of hanging
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1001
+    assert all(not line.startswith("id: ") for line in rest)

@@ -299,3 +299,28 @@ async def test_broadcast_time_is_observed_once_every_subscriber_has_the_frame() 
     assert isinstance(sent, Frame)
     sent.delivered()
     assert observed() == 1
+
+
+async def test_going_away_hangs_up_on_every_subscriber_and_stops_delivery() -> None:
+    hub = hub_at(1)
+    said: list[str] = []
+
+    def farewell_of(name: str) -> Any:
+        async def farewell() -> None:
+            said.append(name)
+
+        return farewell
+
+    first = Mailbox(hub, "ws", farewell=farewell_of("first"))
+    second = Mailbox(hub, "sse")  # no farewell: its stream just ends
+    hub.subscribe(first)
+    hub.subscribe(second)
+
+    await hub.going_away()
+    hub.on_message(update(2))
+
+    assert said == ["first"]
+    assert hub.subscribers == 0
+    assert first.closed
+    assert second.closed
+    assert await second.next(idle_seconds=0) is None

@@ -9,8 +9,10 @@ Offering never awaits, so one slow client can never stall the others: a full mai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from scoreboard.domain.model import Board
@@ -21,6 +23,7 @@ from scoreboard.realtime.messages import decode_update, encode_snapshot
 HISTORY = 1000
 MAILBOX = 32
 REORDER_WAIT_SECONDS = 0.25
+FAREWELL_SECONDS = 2.0
 
 
 @dataclass(eq=False, slots=True)
@@ -70,6 +73,7 @@ class Mailbox:
     transport: str
     capacity: int = MAILBOX
     line: DirectLine | None = None
+    farewell: Callable[[], Awaitable[None]] | None = None  # how the transport says "going away"
     frames: deque[Frame] = field(default_factory=deque)
     lagging: bool = False
     closed: bool = False
@@ -124,6 +128,12 @@ class Mailbox:
             self._drop_backlog()  # queued since the conflation: older than the snapshot
             return self.hub.snapshot()
         return self.frames.popleft()
+
+    async def hang_up(self) -> None:
+        """Stop sending, and tell the client the server is going away."""
+        self.close()
+        if self.farewell is not None:
+            await self.farewell()
 
     def close(self) -> None:
         self.closed = True
@@ -245,6 +255,13 @@ class Hub:
         if not self._history or self._history[0].seq > seq + 1:
             return None
         return [frame for frame in self._history if frame.seq > seq]
+
+    async def going_away(self) -> None:
+        """Hang up on every subscriber (the process is stopping), for at most FAREWELL_SECONDS."""
+        mailboxes, self._subscribers = self._subscribers, set()
+        hangups = asyncio.gather(*(mailbox.hang_up() for mailbox in mailboxes), return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hangups, FAREWELL_SECONDS)
 
     @property
     def subscribers(self) -> int:

@@ -57,6 +57,8 @@ async def _events(hub: Hub, mailbox: Mailbox) -> AsyncIterator[bytes]:
         while True:
             frame = await mailbox.next(idle_seconds=HEARTBEAT_SECONDS)
             if frame is None:
+                if mailbox.closed:
+                    return  # hung up: the server is stopping
                 yield b": heartbeat\n\n"
                 continue
             try:

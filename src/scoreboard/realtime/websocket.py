@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,7 +19,7 @@ from scoreboard.realtime.messages import BadClientMessage, decode_client, encode
 MAX_MESSAGE_BYTES = 4096
 SEND_TIMEOUT_SECONDS = 10.0
 FLOOD_MESSAGES, FLOOD_WINDOW_SECONDS = 30, 10.0
-POLICY_VIOLATION, TRY_AGAIN_LATER = 1008, 1013
+POLICY_VIOLATION, TRY_AGAIN_LATER, GOING_AWAY = 1008, 1013, 1001
 
 
 class FloodGuard:
@@ -56,7 +57,8 @@ async def live(websocket: WebSocket, line: DirectLine | None = None) -> None:
         await websocket.close(POLICY_VIOLATION, "authentication required")
         return
     await websocket.accept()
-    mailbox = Mailbox(hub, "ws", line=line)
+    farewell = functools.partial(websocket.close, GOING_AWAY, "server shutting down")
+    mailbox = Mailbox(hub, "ws", line=line, farewell=farewell)
     metrics = container.metrics
     metrics.connections.labels("ws").inc()
     writer = asyncio.create_task(_write(websocket, mailbox))
