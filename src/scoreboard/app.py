@@ -11,7 +11,7 @@ from fastapi import FastAPI
 import scoreboard
 from scoreboard.adapters import open_backends
 from scoreboard.adapters import open_store as open_store
-from scoreboard.api import auth_routes, hot_routes, ops_routes, problems, score_routes
+from scoreboard.api import auth_routes, cors, hot_routes, ops_routes, problems, score_routes
 from scoreboard.api import openapi as api_openapi
 from scoreboard.api.deps import Container
 from scoreboard.api.fast_lane import FastLane
@@ -164,6 +164,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     for router in routers:
         app.include_router(router)
     app.add_middleware(FastLane, routes=hot_routes.ROUTES)
+    cors.install(app, settings)  # outside the fast lane, so the hot routes answer preflights too
     app.add_middleware(RequestContext, metrics=container.metrics)
     return app
 
