@@ -16,6 +16,7 @@ Exit status: 0 when all is well, 1 when the scores do not add up or an update wa
 2 when the benchmark could not run.
 
     .venv/bin/python bench/score_updates.py [--clients 1,64] [--requests 4000] [--users 64] [--json FILE]
+        [--rate-limits off,on,off,on]   # rate limiting off vs on, a fresh server each, side by side
 
 docs/benchmarks.md explains the numbers.
 """
@@ -671,6 +672,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--json", type=Path, help="also write the results to this file")
     add("--profile", type=Path, help="folder for a py-spy profile of each phase (needs py-spy)")
     add("--env", action="append", default=[], metavar="NAME=VALUE", help="extra server setting (repeatable)")
+    add(
+        "--rate-limits",
+        default="off",
+        help="comma-separated off/on, one server each, e.g. off,on,off,on to compare side by side (off)",
+    )
     add("--no-perf", action="store_true", help="do not count fsyncs with `perf stat`")
     add("--keep", action="store_true", help="keep the temporary data folder (database, server log)")
     args = parser.parse_args(argv)
@@ -682,6 +688,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--clients and --users must be positive")
     if args.requests < max(args.clients):
         parser.error("--requests must be at least the largest --clients (a ticket per connection)")
+    args.rate_limits = [r.strip() for r in args.rate_limits.split(",") if r.strip()]
+    if not args.rate_limits or set(args.rate_limits) - {"off", "on"}:
+        parser.error("--rate-limits takes off and on, e.g. off,on")
     if any("=" not in item for item in args.env):
         parser.error("--env takes NAME=VALUE")
     args.env = dict(item.split("=", 1) for item in args.env)
@@ -699,53 +708,124 @@ def describe_client(kind: str, loop_name: str) -> str:
     return f"{version}, {WRK_THREADS} thread, bench/score_updates.lua"
 
 
-def run(args: argparse.Namespace, folder: Path) -> int:
-    loop_factory, loop_name = event_loop_factory()
-    client = describe_client(args.client, loop_name)
-    with asyncio.Runner(loop_factory=loop_factory) as loop, Server(folder, args.env) as server:
-        print(f"server: pid {server.pid} on {HOST}:{server.port}, data in {folder} ({filesystem_of(folder)})")
-        print(f"client: {client}; {os.cpu_count()} CPUs")
+# Rate limiting "on": the default limits' shape (per user and per address, two windows each), so every
+# update pays for the same four counter checks, but amounts no run reaches: what is measured is the
+# cost of the bookkeeping, not refusals.
+RATE_LIMITS_ON = {
+    "SCOREBOARD_RATE_LIMIT_SCORE_UPDATES": "1000000/second;60000000/minute",
+    "SCOREBOARD_RATE_LIMIT_PER_ADDRESS": "1000000/second;60000000/minute",
+}
+
+
+@dataclass
+class Run:
+    label: str
+    phases: list[Phase]
+    verification: dict[str, Any]
+    refused: int
+    warmup: Drive
+
+
+def serve_and_measure(
+    args: argparse.Namespace, loop: asyncio.Runner, folder: Path, label: str, env: dict[str, str]
+) -> Run:
+    """One server with `env`: accounts, warm-up, a phase per --clients count, verification."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with Server(folder, env) as server:
+        print(f"[{label}] server: pid {server.pid} on {HOST}:{server.port}, data in {folder}")
         started = time.perf_counter()
         accounts = loop.run(create_accounts(server.port, args.users))
-        print(f"setup: {len(accounts)} accounts ready in {time.perf_counter() - started:.1f} s")
+        print(f"[{label}] setup: {len(accounts)} accounts ready in {time.perf_counter() - started:.1f} s")
         warmup_tickets = loop.run(issue_tickets(server.port, accounts, WARMUP_UPDATES))
         warmup = loop.run(drive_python(server.port, warmup_tickets, 8, 60.0))
         count_fsyncs = not args.no_perf and FsyncCounter.works(server.pid)
-
         phases = []
         for clients in args.clients:
             phase = run_phase(args, loop, server, accounts, clients, count_fsyncs)
-            print(f"phase: {clients} clients, {phase.drive.ok} updates in {phase.drive.elapsed_s:.2f} s")
+            print(
+                f"[{label}] phase: {clients} clients, {phase.drive.ok} updates in {phase.drive.elapsed_s:.2f} s"
+            )
             phases.append(phase)
-
-        print(f"\nscore updates, client: {client}")
-        print_table(phases)
         expected = warmup.ok + sum(p.drive.ok for p in phases)
         check = verify(server, accounts, expected)
-        refused = warmup.sent - warmup.ok + sum(p.drive.sent - p.drive.ok for p in phases)
+    refused = warmup.sent - warmup.ok + sum(p.drive.sent - p.drive.ok for p in phases)
+    return Run(label, phases, check, refused, warmup)
+
+
+def report_run(run: Run) -> None:
+    check = run.verification
+    print(
+        f"[{run.label}] verification {'OK' if check['passed'] else 'MISMATCH'}: the scores add up to"
+        f" {check['scores_total']}, the clients counted {check['expected_ok']} answers 200 (warm-up"
+        f" included); /metrics applied: {check['metrics_applied']}; board in order: {check['board_ordered']}"
+    )
+    if run.refused:
         print(
-            f"\nverification {'OK' if check['passed'] else 'MISMATCH'}: the scores add up to"
-            f" {check['scores_total']}, the clients counted {expected} answers 200 (warm-up included);"
-            f" /metrics applied: {check['metrics_applied']}; board in order: {check['board_ordered']}"
+            f"[{run.label}] FAILED: {run.refused} score updates were not answered 200 (statuses are in --json)"
         )
-        if refused:
-            print(f"FAILED: {refused} score updates were not answered 200 (statuses are in --json)")
-        if args.json:
-            document = {
-                "benchmark": "score_updates",
-                "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "command": " ".join(sys.argv),
-                "client": client,
-                "environment": environment(),
-                "filesystem": filesystem_of(folder),
-                "settings": {k: v for k, v in vars(args).items() if k not in {"json", "profile"}},
-                "warmup": asdict(warmup),
-                "phases": [p.summary() for p in phases],
-                "verification": check,
-            }
-            args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
-            print(f"results written to {args.json}")
-        return 0 if check["passed"] and not refused else 1
+
+
+def print_comparison(runs: Sequence[Run]) -> None:
+    """Mean updates/s and CPU per update by rate-limit setting, and `on` relative to `off`."""
+    print("\nrate limiting, side by side (mean of the runs of each setting)")
+    for clients in {p.clients for r in runs for p in r.phases}:
+        means = {}
+        for label in ("off", "on"):
+            summaries = [p.summary() for r in runs if r.label.startswith(label) for p in r.phases]
+            summaries = [s for s in summaries if s["clients"] == clients]
+            if summaries:
+                rate = sum(s["updates_per_s"] for s in summaries) / len(summaries)
+                cpu = sum(s["server_cpu_us_per_update"] for s in summaries) / len(summaries)
+                means[label] = (rate, cpu)
+                each = ", ".join(f"{s['updates_per_s']:.0f}" for s in summaries)
+                print(
+                    f"{clients:>4} clients, limits {label:>3}: {rate:8.1f} updates/s ({each}), {cpu:6.0f} µs CPU/update"
+                )
+        if len(means) == 2:
+            print(
+                f"{clients:>4} clients, on/off: throughput {means['on'][0] / means['off'][0]:.3f},"
+                f" CPU per update {means['on'][1] / means['off'][1]:.3f}"
+            )
+
+
+def run(args: argparse.Namespace, folder: Path) -> int:
+    loop_factory, loop_name = event_loop_factory()
+    client = describe_client(args.client, loop_name)
+    print(f"client: {client}; {os.cpu_count()} CPUs")
+    runs = []
+    with asyncio.Runner(loop_factory=loop_factory) as loop:
+        for i, setting in enumerate(args.rate_limits):
+            env = {**args.env, **(RATE_LIMITS_ON if setting == "on" else {})}
+            label = f"{setting}#{i + 1}" if len(args.rate_limits) > 1 else setting
+            runs.append(serve_and_measure(args, loop, folder / f"run-{i + 1}", label, env))
+    for each in runs:
+        print(f"\nscore updates [{each.label}], client: {client}")
+        print_table(each.phases)
+        report_run(each)
+    if len({r.label.split("#")[0] for r in runs}) > 1:
+        print_comparison(runs)
+    if args.json:
+        document = {
+            "benchmark": "score_updates",
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv),
+            "client": client,
+            "environment": environment(),
+            "filesystem": filesystem_of(folder),
+            "settings": {k: v for k, v in vars(args).items() if k not in {"json", "profile"}},
+            "runs": [
+                {
+                    "label": r.label,
+                    "warmup": asdict(r.warmup),
+                    "phases": [p.summary() for p in r.phases],
+                    "verification": r.verification,
+                }
+                for r in runs
+            ],
+        }
+        args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
+        print(f"results written to {args.json}")
+    return 0 if all(r.verification["passed"] and not r.refused for r in runs) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,13 +7,14 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 import pytest
 
-from scoreboard.config import Settings
+from scoreboard.config import Settings, SettingsError
+from scoreboard.services.limits import LimitSet
 from tests.api.support import assert_problem
 from tests.conftest import PASSWORD, Api, User
 from tests.security.instances import client_at, two_instances
@@ -205,3 +206,27 @@ async def test_an_address_budget_holds_across_instances_sharing_redis(
 
     assert [r.status_code for r in answers[:2]] == [200, 200]
     assert_rate_limit_fields(answers[2], "address")
+
+
+# settings ---------------------------------------------------------------------------------------
+
+
+def test_the_login_defences_are_on_by_default_with_the_documented_values() -> None:
+    settings = Settings.from_env({})
+
+    assert settings.rate_limit_per_address == "200/second;6000/minute"
+    assert (settings.login_attempts_per_hour, settings.login_backoff_free) == (100, 3)
+    assert settings.login_backoff_max_seconds == 900
+
+
+@pytest.mark.parametrize(
+    "name", ["LOGIN_ATTEMPTS_PER_HOUR", "LOGIN_BACKOFF_FREE", "LOGIN_BACKOFF_MAX_SECONDS"]
+)
+def test_a_negative_login_setting_is_refused_with_its_name(name: str) -> None:
+    with pytest.raises(SettingsError, match=f"SCOREBOARD_{name}=-1: must not be negative"):
+        Settings.from_env({f"SCOREBOARD_{name}": "-1"})
+
+
+def test_an_unparseable_limit_is_refused_naming_it(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="rate limit address: cannot parse 'lots'"):
+        LimitSet.from_settings(replace(settings, rate_limit_per_address="lots"))

@@ -34,3 +34,9 @@ def test_single_limit_policy() -> None:
 def test_bad_spec_names_the_rule_and_the_spec(spec: str) -> None:
     with pytest.raises(ValueError, match=f"rate limit login: cannot parse '{spec}'"):
         Rules.parse("login", spec)
+
+
+def test_policy_names_are_structured_field_strings_even_with_quotes_in_them() -> None:
+    rules = Rules.parse('quota:say "hi"\\', "3/hour")
+
+    assert rules.policy == '"quota:say \\"hi\\"\\\\-3600s";q=3;w=3600'

@@ -30,17 +30,23 @@ class Rules:
     def enabled(self) -> bool:
         return bool(self.items)
 
-    def policy_name(self, window: int) -> str:
-        """The quota policy's identifier in the RateLimit fields: the rule set and its window."""
-        return f"{self.name}-{window}s"
+    def policy_id(self, window: int) -> str:
+        """The quota policy's identifier in the RateLimit fields, a structured-field String: the rule
+        set and its window, `"score_updates-1s"`."""
+        return sf_string(f"{self.name}-{window}s")
 
     @property
     def policy(self) -> str:
         """The RateLimit-Policy field (draft-ietf-httpapi-ratelimit-headers-10, a structured-field
         List): `"score_updates-1s";q=10;w=1, "score_updates-60s";q=300;w=60`."""
         return ", ".join(
-            f'"{self.policy_name(i.get_expiry())}";q={i.amount};w={i.get_expiry()}' for i in self.items
+            f"{self.policy_id(i.get_expiry())};q={i.amount};w={i.get_expiry()}" for i in self.items
         )
+
+
+def sf_string(text: str) -> str:
+    """`text` as an RFC 8941 String (names come from settings, e.g. an action type's)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @dataclass(frozen=True, slots=True)

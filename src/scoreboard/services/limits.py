@@ -106,6 +106,6 @@ class Throttle:
             return
         self._metrics.rate_limited.labels(rules.name).inc()
         wait = verdict.reset_seconds
-        current = f'"{rules.policy_name(verdict.window)}";r={verdict.remaining};t={wait}'
+        current = f"{rules.policy_id(verdict.window)};r={verdict.remaining};t={wait}"
         what = rules.name.replace("_", " ")
         raise RateLimited(what, wait, verdict.limit, verdict.remaining, rules.policy, current)
