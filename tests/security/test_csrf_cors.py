@@ -12,7 +12,7 @@ import pytest
 
 from scoreboard.config import Settings, SettingsError
 from tests.api.support import assert_problem
-from tests.conftest import Api
+from tests.conftest import PASSWORD, Api
 from tests.security.instances import client_at, login
 
 GAME = "https://game.example"
@@ -45,6 +45,20 @@ async def test_the_access_cookie_is_httponly_strict_and_secure_over_tls(
     assert "samesite=strict" in attributes
     assert "path=/" in attributes
     assert ("secure" in attributes) is secure
+
+
+async def test_a_forwarded_proto_header_does_not_make_a_plain_request_secure(api: Api) -> None:
+    """Anyone can send X-Forwarded-Proto; only the server (uvicorn's trusted proxies) may apply it."""
+    account = await api.register()
+
+    response = await api.http.post(
+        "/api/auth/login",
+        json={"username": account["username"], "password": PASSWORD},
+        headers={"X-Forwarded-Proto": "https"},
+    )
+
+    assert response.status_code == 200
+    assert "secure" not in access_cookie(response)
 
 
 # CSRF -------------------------------------------------------------------------------------------
