@@ -66,7 +66,7 @@ class ScoreService:
         self.events: ScoreEvents | None = None
         self.applied_events: list[int] = []
 
-    async def issue_action(self, caller: Principal, type_name: str, address: str = "") -> Ticket:
+    async def issue_action(self, caller: Principal, type_name: str, address: str) -> Ticket:
         """Issue a ticket for one action of `type_name` to the caller (rate limits and quota permitting)."""
         kind = self._catalog.get(type_name)
         await self._admit(self._limits.actions, caller, address)
