@@ -21,6 +21,7 @@ Exit status: 0 when all is well, 1 when the scores do not add up or an update wa
 
     .venv/bin/python bench/score_updates.py [--clients 1,64] [--requests 4000] [--users 64] [--json FILE]
     .venv/bin/python bench/score_updates.py --clients 64 --token-algorithms HS256,EdDSA,RS256
+        [--rate-limits off,on,off,on]   # rate limiting off vs on, a fresh server each, side by side
 
 docs/benchmarks.md explains the numbers.
 """
@@ -31,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib.metadata
+import itertools
 import json
 import math
 import os
@@ -752,6 +754,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="comma-separated access-token algorithms, one server each, compared side by side"
         f" (HS256; choose from {','.join(TOKEN_ALGORITHMS)})",
     )
+    add(
+        "--rate-limits",
+        default="off",
+        help="comma-separated off/on, one server each, e.g. off,on,off,on to compare side by side (off)",
+    )
     add("--no-perf", action="store_true", help="do not count fsyncs with `perf stat`")
     add("--keep", action="store_true", help="keep the temporary data folder (database, server log)")
     args = parser.parse_args(argv)
@@ -763,12 +770,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--clients and --users must be positive")
     if args.requests < max(args.clients):
         parser.error("--requests must be at least the largest --clients (a ticket per connection)")
-    if any("=" not in item for item in args.env):
-        parser.error("--env takes NAME=VALUE")
-    args.env = dict(item.split("=", 1) for item in args.env)
     args.token_algorithms = [a.strip() for a in args.token_algorithms.split(",") if a.strip()]
     if not args.token_algorithms or set(args.token_algorithms) - set(TOKEN_ALGORITHMS):
         parser.error(f"--token-algorithms takes some of {','.join(TOKEN_ALGORITHMS)}")
+    args.rate_limits = [r.strip() for r in args.rate_limits.split(",") if r.strip()]
+    if not args.rate_limits or set(args.rate_limits) - {"off", "on"}:
+        parser.error("--rate-limits takes off and on, e.g. off,on")
+    if any("=" not in item for item in args.env):
+        parser.error("--env takes NAME=VALUE")
+    args.env = dict(item.split("=", 1) for item in args.env)
     if args.client == "auto":
         args.client = "wrk" if shutil.which("wrk") else "python"
     elif args.client == "wrk" and shutil.which("wrk") is None:
@@ -783,73 +793,138 @@ def describe_client(kind: str, loop_name: str) -> str:
     return f"{version}, {WRK_THREADS} thread, bench/score_updates.lua"
 
 
-def run(args: argparse.Namespace, folder: Path) -> int:
-    """One server per token algorithm, one after the other, each through every phase."""
-    documents, codes = {}, []
-    for algorithm in args.token_algorithms:
-        here = folder / algorithm if len(args.token_algorithms) > 1 else folder
-        here.mkdir(exist_ok=True)
-        env = {**token_env(algorithm, here), **args.env}
-        if len(args.token_algorithms) > 1:
-            print(f"\n=== access tokens signed with {algorithm} ===")
-        code, documents[algorithm] = run_server(args, here, env)
-        documents[algorithm]["verify_us_per_new_token"] = round(verify_cost_us(algorithm), 1)
-        codes.append(code)
-    if len(args.token_algorithms) > 1:
-        print_algorithm_comparison(documents)
-    if args.json:
-        single = len(documents) == 1
-        document = next(iter(documents.values())) if single else {"by_token_algorithm": documents}
-        args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
-        print(f"results written to {args.json}")
-    return max(codes)
+# Rate limiting "on": the default limits' shape (per user and per address, two windows each), so every
+# update pays for the same four counter checks, but amounts no run reaches: what is measured is the
+# cost of the bookkeeping, not refusals.
+RATE_LIMITS_ON = {
+    "SCOREBOARD_RATE_LIMIT_SCORE_UPDATES": "1000000/second;60000000/minute",
+    "SCOREBOARD_RATE_LIMIT_PER_ADDRESS": "1000000/second;60000000/minute",
+}
 
 
-def run_server(args: argparse.Namespace, folder: Path, env: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    loop_factory, loop_name = event_loop_factory()
-    client = describe_client(args.client, loop_name)
-    with asyncio.Runner(loop_factory=loop_factory) as loop, Server(folder, env) as server:
-        print(f"server: pid {server.pid} on {HOST}:{server.port}, data in {folder} ({filesystem_of(folder)})")
-        print(f"client: {client}; {os.cpu_count()} CPUs")
+@dataclass
+class Run:
+    label: str
+    phases: list[Phase]
+    verification: dict[str, Any]
+    refused: int
+    warmup: Drive
+
+
+def serve_and_measure(
+    args: argparse.Namespace, loop: asyncio.Runner, folder: Path, label: str, env: dict[str, str]
+) -> Run:
+    """One server with `env`: accounts, warm-up, a phase per --clients count, verification."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with Server(folder, env) as server:
+        print(f"[{label}] server: pid {server.pid} on {HOST}:{server.port}, data in {folder}")
         started = time.perf_counter()
         accounts = loop.run(create_accounts(server.port, args.users))
-        print(f"setup: {len(accounts)} accounts ready in {time.perf_counter() - started:.1f} s")
+        print(f"[{label}] setup: {len(accounts)} accounts ready in {time.perf_counter() - started:.1f} s")
         warmup_tickets = loop.run(issue_tickets(server.port, accounts, WARMUP_UPDATES))
         warmup = loop.run(drive_python(server.port, warmup_tickets, 8, 60.0))
         count_fsyncs = not args.no_perf and FsyncCounter.works(server.pid)
-
         phases = []
         for clients in args.clients:
             phase = run_phase(args, loop, server, accounts, clients, count_fsyncs)
-            print(f"phase: {clients} clients, {phase.drive.ok} updates in {phase.drive.elapsed_s:.2f} s")
+            print(
+                f"[{label}] phase: {clients} clients, {phase.drive.ok} updates in {phase.drive.elapsed_s:.2f} s"
+            )
             phases.append(phase)
-
-        print(f"\nscore updates, client: {client}")
-        print_table(phases)
         expected = warmup.ok + sum(p.drive.ok for p in phases)
         check = verify(server, accounts, expected)
-        refused = warmup.sent - warmup.ok + sum(p.drive.sent - p.drive.ok for p in phases)
+    refused = warmup.sent - warmup.ok + sum(p.drive.sent - p.drive.ok for p in phases)
+    return Run(label, phases, check, refused, warmup)
+
+
+def report_run(run: Run) -> None:
+    check = run.verification
+    print(
+        f"[{run.label}] verification {'OK' if check['passed'] else 'MISMATCH'}: the scores add up to"
+        f" {check['scores_total']}, the clients counted {check['expected_ok']} answers 200 (warm-up"
+        f" included); /metrics applied: {check['metrics_applied']}; board in order: {check['board_ordered']}"
+    )
+    if run.refused:
         print(
-            f"\nverification {'OK' if check['passed'] else 'MISMATCH'}: the scores add up to"
-            f" {check['scores_total']}, the clients counted {expected} answers 200 (warm-up included);"
-            f" /metrics applied: {check['metrics_applied']}; board in order: {check['board_ordered']}"
+            f"[{run.label}] FAILED: {run.refused} score updates were not answered 200 (statuses are in --json)"
         )
-        if refused:
-            print(f"FAILED: {refused} score updates were not answered 200 (statuses are in --json)")
+
+
+def print_comparison(runs: Sequence[Run]) -> None:
+    """Mean updates/s and CPU per update by rate-limit setting, and `on` relative to `off`."""
+    print("\nrate limiting, side by side (mean of the runs of each setting)")
+    for clients in {p.clients for r in runs for p in r.phases}:
+        means = {}
+        for label in ("off", "on"):
+            summaries = [p.summary() for r in runs if r.label.startswith(label) for p in r.phases]
+            summaries = [s for s in summaries if s["clients"] == clients]
+            if summaries:
+                rate = sum(s["updates_per_s"] for s in summaries) / len(summaries)
+                cpu = sum(s["server_cpu_us_per_update"] for s in summaries) / len(summaries)
+                means[label] = (rate, cpu)
+                each = ", ".join(f"{s['updates_per_s']:.0f}" for s in summaries)
+                print(
+                    f"{clients:>4} clients, limits {label:>3}: {rate:8.1f} updates/s ({each}), {cpu:6.0f} µs CPU/update"
+                )
+        if len(means) == 2:
+            print(
+                f"{clients:>4} clients, on/off: throughput {means['on'][0] / means['off'][0]:.3f},"
+                f" CPU per update {means['on'][1] / means['off'][1]:.3f}"
+            )
+
+
+def run(args: argparse.Namespace, folder: Path) -> int:
+    loop_factory, loop_name = event_loop_factory()
+    client = describe_client(args.client, loop_name)
+    print(f"client: {client}; {os.cpu_count()} CPUs")
+    runs = []
+    variants = list(itertools.product(args.token_algorithms, args.rate_limits))
+    with asyncio.Runner(loop_factory=loop_factory) as loop:
+        for i, (algorithm, setting) in enumerate(variants):
+            here = folder / f"run-{i + 1}"
+            here.mkdir(parents=True, exist_ok=True)
+            env = {**token_env(algorithm, here), **args.env, **(RATE_LIMITS_ON if setting == "on" else {})}
+            label = f"{setting}#{i + 1}" if len(args.rate_limits) > 1 else setting
+            if len(args.token_algorithms) > 1:
+                label += f"/{algorithm}"
+            runs.append(serve_and_measure(args, loop, here, label, env))
+    for each in runs:
+        print(f"\nscore updates [{each.label}], client: {client}")
+        print_table(each.phases)
+        report_run(each)
+    if len(args.rate_limits) > 1 and len({r.label.split("#")[0] for r in runs}) > 1:
+        print_comparison(runs)
+    if len(args.token_algorithms) > 1:
+        by_algorithm = {
+            algorithm: {
+                "phases": [p.summary() for r in runs if r.label.endswith(f"/{algorithm}") for p in r.phases],
+                "verify_us_per_new_token": round(verify_cost_us(algorithm), 1),
+            }
+            for algorithm in args.token_algorithms
+        }
+        print_algorithm_comparison(by_algorithm)
+    if args.json:
         document = {
             "benchmark": "score_updates",
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": " ".join(sys.argv),
             "client": client,
-            "token_algorithm": env.get("SCOREBOARD_JWT_ALGORITHM", "HS256"),
             "environment": environment(),
             "filesystem": filesystem_of(folder),
             "settings": {k: v for k, v in vars(args).items() if k not in {"json", "profile"}},
-            "warmup": asdict(warmup),
-            "phases": [p.summary() for p in phases],
-            "verification": check,
+            "runs": [
+                {
+                    "label": r.label,
+                    "warmup": asdict(r.warmup),
+                    "phases": [p.summary() for p in r.phases],
+                    "verification": r.verification,
+                }
+                for r in runs
+            ],
         }
-        return (0 if check["passed"] and not refused else 1), document
+        args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
+        print(f"results written to {args.json}")
+    return 0 if all(r.verification["passed"] and not r.refused for r in runs) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp
 import scoreboard
 from scoreboard.adapters import open_backends
 from scoreboard.adapters import open_store as open_store
-from scoreboard.api import auth_routes, hot_routes, ops_routes, problems, score_routes
+from scoreboard.api import auth_routes, cors, hot_routes, ops_routes, problems, score_routes
 from scoreboard.api import openapi as api_openapi
 from scoreboard.api.deps import Container
 from scoreboard.api.fast_lane import FastLane
@@ -153,6 +153,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     for router in _routers(settings):
         app.include_router(router)
     app.add_middleware(FastLane, routes=hot_routes.routes(settings), sockets=_sockets(settings))
+    cors.install(app, settings)  # outside the fast lane, so the hot routes answer preflights too
     app.add_middleware(RequestContext, metrics=container.metrics)
     return app
 

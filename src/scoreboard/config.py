@@ -57,6 +57,10 @@ class Settings:
     rate_limit_login: str = "5/minute"
     rate_limit_register: str = "20/minute"
     rate_limit_actions: str = "20/second;600/minute"
+    rate_limit_per_address: str = "200/second;6000/minute"
+    login_attempts_per_hour: int = 100
+    login_backoff_free: int = 3
+    login_backoff_max_seconds: int = 900
     allowed_origins: tuple[str, ...] = ()
     public_scoreboard: bool = True
     log_format: str = field(default_factory=lambda: "console" if sys.stderr.isatty() else "json")
@@ -98,6 +102,14 @@ class Settings:
         if self.access_token_ttl_seconds < 30:
             raise SettingsError("SCOREBOARD_ACCESS_TOKEN_TTL_SECONDS must be at least 30")
         validate_token_settings(self)
+        if "*" in self.allowed_origins:
+            raise SettingsError(
+                "SCOREBOARD_ALLOWED_ORIGINS must name origins (https://host:port): '*' would let any"
+                " site act with a signed-in visitor's cookie"
+            )
+        for name in ("login_attempts_per_hour", "login_backoff_free", "login_backoff_max_seconds"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{PREFIX}{name.upper()}={getattr(self, name)}: must not be negative")
 
     def serves(self, part: str) -> bool:
         """Whether this process runs `part` (api, realtime or relay) of the service."""

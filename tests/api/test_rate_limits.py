@@ -34,7 +34,8 @@ async def test_update_over_the_limit_is_429_with_rate_limit_headers(
     assert refused.headers["ratelimit-limit"] == "2"
     assert refused.headers["ratelimit-remaining"] == "0"
     assert 1 <= int(refused.headers["ratelimit-reset"]) <= 60
-    assert refused.headers["ratelimit-policy"] == "2;w=60"
+    assert refused.headers["ratelimit-policy"] == '"score_updates-60s";q=2;w=60'
+    assert refused.headers["ratelimit"] == f'"score_updates-60s";r=0;t={retry_after}'
 
 
 async def test_rate_limit_is_checked_before_the_body(

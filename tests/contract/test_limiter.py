@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
-from scoreboard.limiter.base import RateLimiter, Rules, Verdict
+from scoreboard.limiter.base import NO_STREAK, RateLimiter, Rules, Streak, Verdict
 
 THREE_PER_MINUTE = Rules.parse("contract", "3/minute")
 
@@ -99,3 +100,41 @@ async def test_rules_that_are_off_never_refuse(limiter: RateLimiter) -> None:
 
     assert all(v.allowed for v in await hits(limiter, off, key(), 50))
     assert (await limiter.peek(off, key())).allowed
+
+
+# failure streaks (login back-off) -------------------------------------------------------------
+
+
+async def test_strikes_count_up_and_remember_the_last_failure(limiter: RateLimiter) -> None:
+    k = key()
+
+    first = await limiter.strike(k, 1000.0, forget_after=60)
+    second = await limiter.strike(k, 1005.5, forget_after=60)
+    seen = await limiter.streak(k, 1006.0)
+
+    assert (first.failures, second.failures) == (1, 2)
+    assert seen == Streak(2, 1005.5)
+
+
+async def test_a_key_without_failures_has_no_streak(limiter: RateLimiter) -> None:
+    assert await limiter.streak(key(), 1000.0) == NO_STREAK
+
+
+async def test_forgiving_ends_the_streak_of_that_key_only(limiter: RateLimiter) -> None:
+    forgiven, kept = key(), key()
+    for k in (forgiven, kept):
+        await limiter.strike(k, 1000.0, forget_after=60)
+
+    await limiter.forgive(forgiven)
+
+    assert await limiter.streak(forgiven, 1001.0) == NO_STREAK
+    assert (await limiter.streak(kept, 1001.0)).failures == 1
+    assert (await limiter.strike(forgiven, 1002.0, forget_after=60)).failures == 1
+
+
+async def test_concurrent_strikes_are_all_counted(limiter: RateLimiter) -> None:
+    k = key()
+
+    await asyncio.gather(*(limiter.strike(k, 1000.0, forget_after=60) for _ in range(20)))
+
+    assert (await limiter.streak(k, 1000.0)).failures == 20

@@ -64,7 +64,10 @@ Services = Annotated[Container, Depends(get_container)]
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The address that per-address limits count: the peer of the connection. Every per-address
+    decision goes through here, so trusting a proxy's X-Forwarded-For can be added in one place."""
+    peer = request.scope.get("client")  # read from the scope: `request.client` builds a tuple each call
+    return str(peer[0]) if peer else "unknown"
 
 
 def _token_from(request: Request) -> tuple[str | None, bool]:

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from scoreboard.api.bodies import read_json
-from scoreboard.api.deps import Container, authenticate, viewer
+from scoreboard.api.deps import Container, authenticate, client_address, viewer
 from scoreboard.api.fast_lane import Endpoint
 from scoreboard.api.problems import invalid
 from scoreboard.api.responses import json_response, raw_json
@@ -20,7 +20,7 @@ MAX_LIMIT = 100
 async def update_score(request: Request) -> Response:
     container: Container = request.app.state.container
     caller = await authenticate(request)
-    await container.scores.admit_update(caller)
+    await container.scores.admit_update(caller, client_address(request))
     body = await read_json(request, ScoreUpdateRequest, container.settings.max_body_bytes)
     updated = await container.scores.update(caller, body.user_id, body.action_id)
     return json_response(ScoreUpdatedOut(SUCCESS, updated.new_score, updated.rank))

@@ -21,7 +21,7 @@ _STATUS_TEXT = {
     404: "Not found",
     409: "Conflict",
     413: "Body too large",
-    429: "Rate limited (Retry-After, RateLimit-* headers)",
+    429: "Rate limited (Retry-After, RateLimit-Policy and RateLimit headers)",
     503: "Database unreachable (Retry-After)",
 }
 

@@ -100,19 +100,26 @@ def from_domain(error: errors.DomainError) -> Problem:
     if isinstance(error, errors.DuplicateAction):
         return Problem(mapping.status, mapping.code, str(error), score=error.score)
     if isinstance(error, errors.RateLimited):
-        return Problem(
-            429,
-            "quota_exceeded" if error.quota else "rate_limited",
-            str(error),
-            {
-                "Retry-After": str(error.retry_after),
-                "RateLimit-Limit": str(error.limit),
-                "RateLimit-Remaining": str(error.remaining),
-                "RateLimit-Reset": str(error.retry_after),
-                "RateLimit-Policy": error.policy,
-            },
-        )
+        code = "quota_exceeded" if error.quota else "rate_limited"
+        return Problem(429, code, str(error), rate_limit_headers(error))
     return Problem(mapping.status, mapping.code, str(error))
+
+
+def rate_limit_headers(error: errors.RateLimited) -> dict[str, str]:
+    """`Retry-After` and the RateLimit fields of draft-ietf-httpapi-ratelimit-headers-10
+    (`RateLimit-Policy`, `RateLimit`), plus the `RateLimit-Limit/-Remaining/-Reset` trio of the
+    earlier drafts that many clients still read. `t` and `Retry-After` name the same moment."""
+    headers = {
+        "Retry-After": str(error.retry_after),
+        "RateLimit-Limit": str(error.limit),
+        "RateLimit-Remaining": str(error.remaining),
+        "RateLimit-Reset": str(error.retry_after),
+    }
+    if error.policy:
+        headers["RateLimit-Policy"] = error.policy
+    if error.current:
+        headers["RateLimit"] = error.current
+    return headers
 
 
 PROBLEM_CODE_KEY = "scoreboard.problem_code"

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from scoreboard.api import hot_routes
 from scoreboard.api import openapi as doc
 from scoreboard.api.bodies import CANONICAL_UUID, read_json
-from scoreboard.api.deps import Caller, Services, Viewer
+from scoreboard.api.deps import Caller, Services, Viewer, client_address
 from scoreboard.api.responses import json_response
 from scoreboard.api.schemas import (
     ActionRequest,
@@ -35,7 +35,7 @@ async def request_action(request: Request, caller: Caller, services: Services) -
     """Issue a ticket for one action of a configured type. Redeem its `action_id` through
     `POST /api/score/update` once the action is completed, before `expires_at`."""
     body = await read_json(request, ActionRequest, services.settings.max_body_bytes)
-    ticket = await services.scores.issue_action(caller, body.type)
+    ticket = await services.scores.issue_action(caller, body.type, client_address(request))
     return json_response(
         TicketOut(
             ticket.action_id,

@@ -71,8 +71,12 @@ class InvalidInput(DomainError):
 class RateLimited(DomainError):
     """Too many attempts; `retry_after` seconds until one more is admitted."""
 
-    def __init__(self, what: str, retry_after: int, limit: int, remaining: int, policy: str) -> None:
+    def __init__(
+        self, what: str, retry_after: int, limit: int, remaining: int, policy: str, current: str = ""
+    ) -> None:
         self.retry_after = retry_after
         self.limit, self.remaining, self.policy = limit, remaining, policy
+        # `policy` and `current` are the RateLimit-Policy and RateLimit field values ("" when none).
+        self.current = current
         self.quota = what.startswith("quota")
         super().__init__(f"too many {what}; retry in {retry_after}s")

@@ -18,6 +18,7 @@ from scoreboard.observability.metrics import Metrics
 from scoreboard.revocations.base import Revocations
 from scoreboard.services.clock import Clock
 from scoreboard.services.limits import LimitSet, Throttle
+from scoreboard.services.login_guard import LoginGuard, LoginKeys
 from scoreboard.store.base import RefreshRecord, Store
 
 log = get_logger("scoreboard.accounts")
@@ -54,6 +55,7 @@ class AccountService:
         self._revocations, self._throttle, self._limits = revocations, throttle, limits
         self._clock, self._metrics = clock, metrics
         self._refresh_ttl = timedelta(seconds=refresh_ttl_seconds)
+        self._guard = LoginGuard(throttle, limits, clock)
 
     async def register(
         self,
@@ -78,20 +80,23 @@ class AccountService:
         return user
 
     async def login(self, username: str, password: str, address: str) -> TokenPair:
-        keys = (f"user:{policy.fold_username(username)}", f"addr:{address}")
-        for key in keys:
-            await self._throttle.peek(self._limits.login, key)
+        """The same answer, at the same cost, for an unknown user and a wrong password: an unknown
+        user's password is checked against a decoy hash."""
+        keys = LoginKeys.of(username, address)
+        await self._guard.admit(keys)
         credentials = await self._store.credentials(username)
         hashed = credentials.password_hash if credentials else None
         if not await self._passwords.verify(hashed, password) or credentials is None:
-            for key in keys:
-                await self._throttle.count(self._limits.login, key)
+            await self._guard.failed(keys)
             self._metrics.logins.labels("failed").inc()
             log.warning("login.failed", address=address)
             raise InvalidCredentials()
+        await self._guard.succeeded(keys)
         user = credentials.user
         if self._passwords.needs_rehash(credentials.password_hash):
+            # The cost parameters changed since this hash was made: upgrade it while we hold the password.
             await self._store.update_password_hash(user.user_id, await self._passwords.hash(password))
+            log.info("password.rehashed", user_id=user.user_id)
         self._metrics.logins.labels("succeeded").inc()
         log.info("login.succeeded", user_id=user.user_id)
         return await self._new_pair(user, family_id=str(uuid.uuid4()))

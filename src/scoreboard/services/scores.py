@@ -15,6 +15,7 @@ from scoreboard.domain.errors import ActingForAnotherUser, ActionNotPermitted, U
 from scoreboard.domain.model import Board, Principal, RankedEntry, ScoreEntry, Ticket
 from scoreboard.leaderboard.base import Leaderboard
 from scoreboard.leaderboard.encoding import encode_board
+from scoreboard.limiter.base import Rules
 from scoreboard.observability.logging import get_logger
 from scoreboard.observability.metrics import Metrics
 from scoreboard.services.clock import Clock
@@ -65,15 +66,15 @@ class ScoreService:
         self.events: ScoreEvents | None = None
         self.applied_events: list[int] = []
 
-    async def issue_action(self, caller: Principal, type_name: str) -> Ticket:
-        """Issue a ticket for one action of `type_name` to the caller (quota permitting)."""
+    async def issue_action(self, caller: Principal, type_name: str, address: str) -> Ticket:
+        """Issue a ticket for one action of `type_name` to the caller (rate limits and quota permitting)."""
         if not caller.account:
             raise ActionNotPermitted(
                 "an external service identity holds no tickets: the player requests the ticket and"
                 " the service redeems it for them"
             )
         kind = self._catalog.get(type_name)
-        await self._throttle.hit(self._limits.actions, caller.user_id)
+        await self._admit(self._limits.actions, caller, address)
         if kind.per_user_per_hour is not None:
             await self._throttle.hit(quota_rules(kind.name, kind.per_user_per_hour), caller.user_id)
         ticket = issue_ticket(str(uuid.uuid4()), caller.user_id, kind, self._clock())
@@ -81,9 +82,16 @@ class ScoreService:
         self._metrics.actions_issued.labels(kind.name).inc()
         return ticket
 
-    async def admit_update(self, caller: Principal) -> None:
-        """Rate-limit a score update by its caller; runs before the body is read."""
-        await self._throttle.hit(self._limits.score_updates, caller.user_id)
+    async def admit_update(self, caller: Principal, address: str) -> None:
+        """Rate-limit a score update by its caller and client address; runs before the body is read."""
+        await self._admit(self._limits.score_updates, caller, address)
+
+    async def _admit(self, rules: Rules, caller: Principal, address: str) -> None:
+        """Per user, then per client address (one budget shared by tickets and updates). An endpoint
+        whose own limit is `off` is not limited by address either."""
+        if rules.enabled:
+            await self._throttle.hit(rules, caller.user_id)
+            await self._throttle.hit(self._limits.address, address)
 
     async def update(self, caller: Principal, user_id: str, action_id: str) -> ScoreUpdated:
         """Redeem `action_id` for `user_id`: exactly once, then apply it to the board."""
