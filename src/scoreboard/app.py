@@ -25,6 +25,7 @@ from scoreboard.domain.model import Board
 from scoreboard.observability.logging import configure_logging, get_logger
 from scoreboard.observability.metrics import Metrics
 from scoreboard.realtime import sse, websocket
+from scoreboard.realtime.gate import ConnectionGate
 from scoreboard.realtime.hub import Hub
 from scoreboard.realtime.messages import encode_update
 from scoreboard.realtime.sync import HubSync, syncing
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     )
     app.state.container = container
     app.state.hub = hub
+    app.state.gate = ConnectionGate(settings.ws_max_connections, settings.ws_max_connections_per_address)
     problems.install(app)
     api_openapi.install(app)
     routers = (

@@ -46,6 +46,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         lifespan="on",
         proxy_headers=True,
         ws_max_size=64 * 1024,
+        ws_ping_interval=settings.ws_ping_interval_seconds,
+        ws_ping_timeout=settings.ws_ping_timeout_seconds,
     )
     return 0
 
