@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, TypeVar
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from scoreboard.api.problems import Problem, invalid
 from scoreboard.api.strict_json import DuplicateKey, KeyGuard
@@ -40,11 +40,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(limit)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:  # nobody will read the answer, but it is a refusal, not a crash
+        raise invalid("the client closed the connection before the body was complete") from None
     return b"".join(chunks)
 
 
