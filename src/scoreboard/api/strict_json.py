@@ -28,9 +28,12 @@ class KeyGuard:
         self._quoted = None if names is None else tuple(f'"{name}"'.encode() for name in sorted(names))
 
     def check(self, body: bytes) -> None:
-        quoted = self._quoted
-        if quoted is not None and b"\\" not in body and all(body.count(name) <= 1 for name in quoted):
-            return
+        if self._quoted is not None and b"\\" not in body:
+            for name in self._quoted:
+                if body.count(name) > 1:
+                    break
+            else:
+                return
         try:
             json.loads(body, object_pairs_hook=_unique)
         except RecursionError:
