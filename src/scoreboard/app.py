@@ -26,6 +26,7 @@ from scoreboard.observability.logging import configure_logging, get_logger
 from scoreboard.observability.metrics import Metrics
 from scoreboard.realtime import sse, websocket
 from scoreboard.realtime.farewell import farewell_on_stop
+from scoreboard.realtime.gate import ConnectionGate
 from scoreboard.realtime.hub import Hub
 from scoreboard.realtime.messages import encode_update
 from scoreboard.realtime.sync import HubSync, syncing
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     )
     app.state.container = container
     app.state.hub = hub
+    app.state.gate = ConnectionGate(settings.ws_max_connections, settings.ws_max_connections_per_address)
     problems.install(app)
     api_openapi.install(app)
     for router in _routers(settings):

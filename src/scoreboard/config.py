@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import sys
 import tomllib
@@ -68,6 +69,11 @@ class Settings:
     max_body_bytes: int = 4096
     role: str = "all"
     trusted_proxies: tuple[str, ...] = ()
+    ws_max_connections: int = 10_000
+    ws_max_connections_per_address: int = 50
+    ws_ping_interval_seconds: float = 20.0
+    ws_ping_timeout_seconds: float = 20.0
+    ws_idle_timeout_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -102,6 +108,7 @@ class Settings:
         if self.access_token_ttl_seconds < 30:
             raise SettingsError("SCOREBOARD_ACCESS_TOKEN_TTL_SECONDS must be at least 30")
         validate_token_settings(self)
+        self._validate_websocket()
         if "*" in self.allowed_origins:
             raise SettingsError(
                 "SCOREBOARD_ALLOWED_ORIGINS must name origins (https://host:port): '*' would let any"
@@ -119,6 +126,14 @@ class Settings:
     def shares_state(self) -> bool:
         """Whether every piece of state lives outside the process (so several processes agree)."""
         return self.redis_url is not None and not self.database_url.startswith("sqlite")
+
+    def _validate_websocket(self) -> None:
+        for name in ("ws_max_connections", "ws_max_connections_per_address"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"SCOREBOARD_{name.upper()} must be at least 1")
+        for name in ("ws_ping_interval_seconds", "ws_ping_timeout_seconds", "ws_idle_timeout_seconds"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise SettingsError(f"SCOREBOARD_{name.upper()} must be a positive number of seconds")
 
     @property
     def data_folder(self) -> Path:
@@ -214,6 +229,11 @@ def _convert(name: str, kind: str, raw: str) -> Any:
         if raw.lower() in _FALSE:
             return False
         raise SettingsError(f"{variable}={raw!r}: expected true or false")
+    if kind == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"{variable}={raw!r}: expected a number") from None
     if "int" in kind:
         try:
             return int(raw)

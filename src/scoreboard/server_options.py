@@ -24,15 +24,17 @@ UVICORN_OPTIONS: dict[str, Any] = {
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """UVICORN_OPTIONS, plus the proxies whose `X-Forwarded-For`/`-Proto` are believed.
+    """UVICORN_OPTIONS with the WebSocket ping settings and the proxies whose `X-Forwarded-For` /
+    `X-Forwarded-Proto` are believed.
 
     Only peers listed in SCOREBOARD_TRUSTED_PROXIES (addresses or networks) may tell us the client's
     address; from anyone else the headers are ignored, so per-address limits cannot be dodged by
     sending a made-up `X-Forwarded-For`."""
-    if not settings.trusted_proxies:
-        return dict(UVICORN_OPTIONS)
-    return {
+    options = {
         **UVICORN_OPTIONS,
-        "proxy_headers": True,
-        "forwarded_allow_ips": ",".join(settings.trusted_proxies),
+        "ws_ping_interval": settings.ws_ping_interval_seconds,
+        "ws_ping_timeout": settings.ws_ping_timeout_seconds,
     }
+    if settings.trusted_proxies:
+        options.update(proxy_headers=True, forwarded_allow_ips=",".join(settings.trusted_proxies))
+    return options

@@ -96,6 +96,11 @@ def test_blank_value_means_the_default() -> None:
         ("SCOREBOARD_LOG_FORMAT", "xml", "expected console or json"),
         ("SCOREBOARD_ROLE", "worker", "expected one of all, api, realtime, relay"),
         ("SCOREBOARD_TRUSTED_PROXIES", "10.0.0.1,proxy.local", "'proxy.local' is not an IP address"),
+        ("SCOREBOARD_WS_MAX_CONNECTIONS", "0", "must be at least 1"),
+        ("SCOREBOARD_WS_MAX_CONNECTIONS_PER_ADDRESS", "-5", "must be at least 1"),
+        ("SCOREBOARD_WS_PING_INTERVAL_SECONDS", "soon", "expected a number"),
+        ("SCOREBOARD_WS_PING_TIMEOUT_SECONDS", "0", "positive number of seconds"),
+        ("SCOREBOARD_WS_IDLE_TIMEOUT_SECONDS", "inf", "positive number of seconds"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, raw: str, expected: str) -> None:
@@ -103,6 +108,14 @@ def test_bad_value_names_the_variable(variable: str, raw: str, expected: str) ->
         Settings.from_env({variable: raw})
 
     assert variable in str(refused.value)
+
+
+def test_websocket_limits_accept_fractions_of_a_second() -> None:
+    settings = Settings.from_env(
+        {"SCOREBOARD_WS_PING_INTERVAL_SECONDS": "0.5", "SCOREBOARD_WS_MAX_CONNECTIONS": "7"}
+    )
+
+    assert (settings.ws_ping_interval_seconds, settings.ws_max_connections) == (0.5, 7)
 
 
 def test_settings_error_is_a_value_error() -> None:

@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from scoreboard.api.schemas import SCHEMAS
 
 REF = "#/components/schemas/{name}"
+PROBLEM_JSON = "application/problem+json"
 _STATUS_TEXT = {
     200: "OK",
     201: "Created",
@@ -45,11 +46,16 @@ def responses(success: tuple[int, type | None], *problems: int) -> dict[int | st
             "application/json": {"schema": {"$ref": REF.format(name=kind.__name__)}}
         }
     for code in problems:
-        documented[code] = {
-            "description": _STATUS_TEXT.get(code, "Error"),
-            "content": {"application/problem+json": {"schema": {"$ref": REF.format(name="ProblemOut")}}},
-        }
+        documented[code] = problem(code)
     return documented
+
+
+def problem(status: int) -> dict[str, Any]:
+    """The documented answer for an error status: a problem document."""
+    return {
+        "description": _STATUS_TEXT.get(status, "Error"),
+        "content": {PROBLEM_JSON: {"schema": {"$ref": REF.format(name="ProblemOut")}}},
+    }
 
 
 def install(app: FastAPI) -> None:
@@ -63,10 +69,25 @@ def install(app: FastAPI) -> None:
             _, components = msgspec.json.schema_components(SCHEMAS, ref_template=REF)
             schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
             _drop_validation_error_schemas(schema)
+            _document_common_refusals(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_common_refusals(schema: dict[str, Any]) -> None:
+    """Answers any API operation can give whatever its route says: a body is refused as invalid
+    (400) or too large (413, counted on the bytes received), and the database may be unreachable
+    (503). The fuzz tests hold every route to its documented statuses."""
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith("/api/"):
+            continue
+        for operation in operations.values():
+            answers = operation.setdefault("responses", {})
+            statuses = ("400", "413", "503") if "requestBody" in operation else ("503",)
+            for status in statuses:
+                answers.setdefault(status, problem(int(status)))
 
 
 def _drop_validation_error_schemas(schema: dict[str, Any]) -> None:
@@ -76,15 +97,7 @@ def _drop_validation_error_schemas(schema: dict[str, Any]) -> None:
             answers = operation.get("responses", {})
             if "422" in answers:
                 del answers["422"]
-                answers.setdefault(
-                    "400",
-                    {
-                        "description": _STATUS_TEXT[400],
-                        "content": {
-                            "application/problem+json": {"schema": {"$ref": REF.format(name="ProblemOut")}}
-                        },
-                    },
-                )
+                answers.setdefault("400", problem(400))
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)

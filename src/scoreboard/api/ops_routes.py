@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
 
 from scoreboard.api.deps import Services
 from scoreboard.api.responses import json_response
@@ -19,7 +20,15 @@ async def healthz() -> Response:
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz", responses={503: {"description": "a configured backend does not answer"}})
+@router.get(
+    "/readyz",
+    responses={
+        503: {
+            "description": "a configured backend does not answer (the same report, not a problem document)",
+            "content": {"application/json": {}},
+        }
+    },
+)
 async def readyz(services: Services) -> Response:
     """Whether the database, cache and broker this instance is configured with answer, each by name."""
     checks = {
@@ -40,7 +49,7 @@ async def readyz(services: Services) -> Response:
     )
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(services: Services) -> Response:
     """Prometheus metrics in the text exposition format."""
     return Response(services.metrics.render(), media_type=services.metrics.content_type)

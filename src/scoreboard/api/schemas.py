@@ -8,7 +8,16 @@ import msgspec
 
 from scoreboard.api.bodies import Uuid
 
-Username = Annotated[str, msgspec.Meta(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
+# The policy (3-32 of [A-Za-z0-9_.-]) is checked after NFKC normalisation, in the domain: a
+# fullwidth spelling of a taken name must be refused as taken (409), not as malformed.
+Username = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=128,
+        description="3-32 of `[A-Za-z0-9_.-]` after NFKC normalisation; unique regardless of case and width.",
+    ),
+]
 Password = Annotated[str, msgspec.Meta(min_length=10, max_length=1024)]
 DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 ActionTypeName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]

@@ -11,6 +11,12 @@ MAX_PASSWORD = 1024
 MAX_DISPLAY_NAME = 64
 
 
+def normalize_username(username: str) -> str:
+    """The form a username is checked and stored in: NFKC, so fullwidth and other compatibility
+    spellings become their plain letters (as the PRECIS username profile maps widths)."""
+    return unicodedata.normalize("NFKC", username)
+
+
 def fold_username(username: str) -> str:
     """The form two usernames must not share: unicode-normalised and case-folded."""
     return unicodedata.normalize("NFKC", username).casefold()

@@ -140,6 +140,12 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        self.refused_connections = Counter(
+            "scoreboard_realtime_refused_connections_total",
+            "WebSocket handshakes refused, by reason (origin, unauthenticated, address_limit, total_limit).",
+            ["reason"],
+            registry=registry,
+        )
         self.client_errors = Counter(
             "scoreboard_realtime_client_errors_total",
             "Bad client messages, by error code.",

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from scoreboard.api.strict_json import DuplicateKey, KeyGuard
 from scoreboard.domain.model import Board, RankedEntry
 
 CHANNEL = "scoreboard_updates"
@@ -47,6 +48,7 @@ class ClientMessage(msgspec.Struct, forbid_unknown_fields=True):
 _encoder = msgspec.json.Encoder()
 _update_decoder = msgspec.json.Decoder(Update)
 _client_decoder = msgspec.json.Decoder(ClientMessage)
+_client_keys = KeyGuard(ClientMessage)
 
 
 def _entries(board: Board) -> list[Entry]:
@@ -81,7 +83,8 @@ class BadClientMessage(ValueError):
 def decode_client(text: str | bytes) -> ClientMessage:
     try:
         message = _client_decoder.decode(text)
-    except msgspec.ValidationError as error:
+        _client_keys.check(text.encode() if isinstance(text, str) else text)
+    except (msgspec.ValidationError, DuplicateKey) as error:
         raise BadClientMessage("bad_message", str(error)) from None
     except msgspec.DecodeError:
         raise BadClientMessage("bad_message", "messages must be JSON objects") from None

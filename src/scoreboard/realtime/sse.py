@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from starlette.responses import StreamingResponse
 
+from scoreboard.api import openapi as doc
 from scoreboard.api.deps import Container
 from scoreboard.api.problems import Problem
 from scoreboard.realtime.access import origin_allowed, viewer
@@ -26,7 +27,11 @@ def parse_event_id(value: str | None) -> tuple[int, int] | None:
 @router.get(
     "/api/leaderboard/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "an event stream"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "an event stream"},
+        401: doc.problem(401),
+        403: doc.problem(403),
+    },
 )
 async def stream(request: Request) -> StreamingResponse:
     """The same snapshot and updates as `/ws`, as Server-Sent Events. Each event's `id` is

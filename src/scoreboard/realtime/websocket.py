@@ -7,19 +7,22 @@ import contextlib
 import functools
 import time
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from scoreboard.api.deps import Container
+from scoreboard.api.problems import Problem, problem_response
 from scoreboard.realtime.access import origin_allowed, viewer
 from scoreboard.realtime.direct import DirectLine
+from scoreboard.realtime.gate import ConnectionGate, Refusal
 from scoreboard.realtime.hub import Hub, Mailbox
-from scoreboard.realtime.messages import BadClientMessage, decode_client, encode_error
+from scoreboard.realtime.messages import BadClientMessage, ClientMessage, decode_client, encode_error
 
 MAX_MESSAGE_BYTES = 4096
 SEND_TIMEOUT_SECONDS = 10.0
 FLOOD_MESSAGES, FLOOD_WINDOW_SECONDS = 30, 10.0
-POLICY_VIOLATION, TRY_AGAIN_LATER, GOING_AWAY = 1008, 1013, 1001
+NORMAL, GOING_AWAY, POLICY_VIOLATION, TRY_AGAIN_LATER = 1000, 1001, 1008, 1013
+RETRY_AFTER_SECONDS = 5
 
 
 class FloodGuard:
@@ -48,14 +51,53 @@ async def live(websocket: WebSocket, line: DirectLine | None = None) -> None:
     """Live board: send `{"type":"subscribe","channel":"scoreboard_updates"}`, receive a snapshot
     (or the missed updates after `since`) and then every change of the top 10."""
     container: Container = websocket.app.state.container
-    hub: Hub = websocket.app.state.hub
-    if not origin_allowed(websocket.headers, container.settings.allowed_origins):
-        await websocket.close(POLICY_VIOLATION, "origin not allowed")
+    gate: ConnectionGate = websocket.app.state.gate
+    refused = await _refusal(websocket, container)
+    if refused is not None:
+        await _deny(websocket, container, *refused)
         return
+    address = websocket.client.host if websocket.client else "unknown"
+    over = gate.admit(address)
+    if over is not None:
+        await _deny(websocket, container, over, _over_cap(over, gate))
+        return
+    try:
+        await _serve(websocket, container, line)
+    finally:
+        gate.release(address)
+
+
+async def _refusal(websocket: WebSocket, container: Container) -> tuple[str, Problem] | None:
+    if not origin_allowed(websocket.headers, container.settings.allowed_origins):
+        return "origin", Problem(403, "forbidden", "this origin may not open /ws")
     principal = await viewer(websocket.headers, websocket.cookies, container)
     if principal is None and not container.settings.public_scoreboard:
-        await websocket.close(POLICY_VIOLATION, "authentication required")
-        return
+        detail = "the scoreboard is not public; send an access token"
+        return "unauthenticated", Problem(403, "forbidden", detail)
+    return None
+
+
+def _over_cap(refusal: Refusal, gate: ConnectionGate) -> Problem:
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if refusal is Refusal.ADDRESS_LIMIT:
+        detail = f"this address already holds {gate.per_address} live connections"
+        return Problem(429, "too_many_connections", detail, retry)
+    detail = f"this server already holds {gate.total} live connections; retry later"
+    return Problem(503, "too_many_connections", detail, retry)
+
+
+async def _deny(websocket: WebSocket, container: Container, reason: str, problem: Problem) -> None:
+    """Refuse the handshake with an HTTP problem document where the server can send one (uvicorn
+    can); otherwise close before accepting, which clients see as HTTP 403."""
+    container.metrics.refused_connections.labels(reason).inc()
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(problem_response(problem))
+    else:
+        await websocket.close(TRY_AGAIN_LATER if problem.status != 403 else POLICY_VIOLATION, problem.detail)
+
+
+async def _serve(websocket: WebSocket, container: Container, line: DirectLine | None) -> None:
+    hub: Hub = websocket.app.state.hub
     await websocket.accept()
     farewell = functools.partial(websocket.close, GOING_AWAY, "server shutting down")
     mailbox = Mailbox(hub, "ws", line=line, farewell=farewell)
@@ -63,7 +105,7 @@ async def live(websocket: WebSocket, line: DirectLine | None = None) -> None:
     metrics.connections.labels("ws").inc()
     writer = asyncio.create_task(_write(websocket, mailbox))
     try:
-        await _read(websocket, hub, mailbox)
+        await _read(websocket, hub, mailbox, container.settings.ws_idle_timeout_seconds)
     finally:
         hub.unsubscribe(mailbox)
         mailbox.close()
@@ -73,30 +115,48 @@ async def live(websocket: WebSocket, line: DirectLine | None = None) -> None:
         metrics.connections.labels("ws").dec()
 
 
-async def _read(websocket: WebSocket, hub: Hub, mailbox: Mailbox) -> None:
+async def _read(websocket: WebSocket, hub: Hub, mailbox: Mailbox, idle_seconds: float) -> None:
+    """Reads client messages until the client leaves, floods, or stays unsubscribed for
+    `idle_seconds` (from connecting or unsubscribing): an idle socket only holds a slot."""
     flood = FloodGuard()
     metrics = hub.metrics
+    loop = asyncio.get_running_loop()
+    idle_until: float | None = loop.time() + idle_seconds
     while True:
-        message = await websocket.receive()
+        try:
+            async with asyncio.timeout_at(idle_until):
+                message = await websocket.receive()
+        except TimeoutError:
+            await websocket.close(NORMAL, "idle: no subscription")
+            return
         if message["type"] == "websocket.disconnect":
             return
         if not flood.allow():
             metrics.slow_clients.labels("ws", "flooding").inc()
             await websocket.close(POLICY_VIOLATION, "too many messages")
             return
-        data = message.get("text") or message.get("bytes") or b""
-        if _size(data) > MAX_MESSAGE_BYTES:
-            _refuse(mailbox, "message_too_large", f"messages are limited to {MAX_MESSAGE_BYTES} bytes")
-            continue
-        try:
-            request = decode_client(data)
-        except BadClientMessage as error:
-            _refuse(mailbox, error.code, error.detail)
+        request = _request(message, mailbox)
+        if request is None:
             continue
         hub.unsubscribe(mailbox)
+        idle_until = loop.time() + idle_seconds
         if request.type == "subscribe":
             since = (request.since.epoch, request.since.seq) if request.since else None
             hub.subscribe(mailbox, since)
+            idle_until = None
+
+
+def _request(message: Message, mailbox: Mailbox) -> ClientMessage | None:
+    """The client's valid request, or None after answering it with an error frame."""
+    data = message.get("text") or message.get("bytes") or b""
+    if _size(data) > MAX_MESSAGE_BYTES:
+        _refuse(mailbox, "message_too_large", f"messages are limited to {MAX_MESSAGE_BYTES} bytes")
+        return None
+    try:
+        return decode_client(data)
+    except BadClientMessage as error:
+        _refuse(mailbox, error.code, error.detail)
+        return None
 
 
 def _size(data: str | bytes) -> int:

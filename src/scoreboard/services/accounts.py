@@ -66,6 +66,7 @@ class AccountService:
         roles: tuple[Role, ...] = (Role.USER,),
     ) -> User:
         await self._throttle.hit(self._limits.register, f"addr:{address}")
+        username = policy.normalize_username(username)
         shown = (display_name if display_name is not None else username).strip()
         for problem in (
             policy.username_problem(username),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 
@@ -29,3 +31,14 @@ def migrations(dialect: str) -> list[Migration]:
 
 def pending(dialect: str, applied: set[int]) -> list[Migration]:
     return [m for m in migrations(dialect) if m.version not in applied]
+
+
+def statements(script: str) -> Iterator[str]:
+    """The SQL statements of a migration file, one at a time (SQLite runs one per `execute`);
+    `sqlite3.complete_statement` knows where a statement ends, even inside a trigger body."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""

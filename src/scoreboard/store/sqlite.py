@@ -83,11 +83,7 @@ class SqliteStore:
             applied = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
             done = []
             for m in migrate.pending("sqlite", applied):
-                now = to_micros(datetime.now(UTC))
-                conn.executescript(
-                    f"BEGIN;\n{m.sql}\nINSERT INTO schema_migrations VALUES"
-                    f" ({m.version}, '{m.name}', {now});\nCOMMIT;"
-                )
+                _apply_migration(conn, m)
                 done.append(f"{m.version:04d}_{m.name}")
             return done
         finally:
@@ -308,6 +304,23 @@ _BOARD = (
     " JOIN users u USING (user_id) WHERE s.score > 0"
     " ORDER BY s.score DESC, s.score_reached_at ASC, s.user_id ASC"
 )
+
+
+def _apply_migration(conn: sqlite3.Connection, m: migrate.Migration) -> None:
+    """One migration and its record in one transaction, statement by statement: `executescript`
+    would commit first and takes no parameters, so the record would be spliced into SQL text."""
+    conn.execute("BEGIN")
+    try:
+        for statement in migrate.statements(m.sql):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+            (m.version, m.name, to_micros(datetime.now(UTC))),
+        )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _user(row: sqlite3.Row) -> User:
