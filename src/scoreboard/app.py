@@ -11,7 +11,7 @@ from fastapi import FastAPI
 import scoreboard
 from scoreboard.adapters import open_backends
 from scoreboard.adapters import open_store as open_store
-from scoreboard.api import auth_routes, hot_routes, ops_routes, problems, score_routes
+from scoreboard.api import admin_routes, auth_routes, hot_routes, ops_routes, problems, score_routes
 from scoreboard.api import openapi as api_openapi
 from scoreboard.api.deps import Container
 from scoreboard.api.fast_lane import FastLane
@@ -32,6 +32,7 @@ from scoreboard.services.accounts import AccountService
 from scoreboard.services.cache import CacheKeeper
 from scoreboard.services.clock import Clock, utc_now
 from scoreboard.services.limits import LimitSet, Throttle
+from scoreboard.services.moderation import ModerationService
 from scoreboard.services.outbox import OutboxRelay, running
 from scoreboard.services.scores import ScoreService
 from scoreboard.web import routes as web_routes
@@ -81,6 +82,9 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
     if isinstance(broker, ScoreEvents):
         scores.events = broker  # every applied score also goes out as a durable event
     keeper = CacheKeeper(store, board, publish, metrics)
+    moderation = ModerationService(
+        store, scores, backends.revocations, settings.access_token_ttl_seconds, clock, metrics
+    )
     return Container(
         settings,
         store,
@@ -94,6 +98,7 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
         keeper,
         metrics,
         backends.limiter,
+        moderation,
     )
 
 
@@ -156,6 +161,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     routers = (
         auth_routes.router,
         score_routes.router,
+        admin_routes.router,
         sse.router,
         websocket.router,
         ops_routes.router,

@@ -87,6 +87,8 @@ DOMAIN_PROBLEMS: dict[type[errors.DomainError], _Mapping] = {
     errors.InvalidRefreshToken: _Mapping(401, "invalid_refresh_token"),
     errors.ActingForAnotherUser: _Mapping(403, "forbidden"),
     errors.ActionNotPermitted: _Mapping(403, "forbidden"),
+    errors.NotAdmin: _Mapping(403, "forbidden"),
+    errors.AccountBanned: _Mapping(403, "account_banned"),
     errors.UserNotFound: _Mapping(404, "not_found"),
     errors.UsernameTaken: _Mapping(409, "username_taken"),
     errors.DuplicateAction: _Mapping(409, "duplicate_action"),

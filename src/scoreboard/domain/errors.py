@@ -17,6 +17,18 @@ class InvalidCredentials(DomainError):
         super().__init__("the username or password is wrong")
 
 
+class AccountBanned(DomainError):
+    """The password was right but an admin banned the account."""
+
+    def __init__(self) -> None:
+        super().__init__("this account is banned")
+
+
+class NotAdmin(DomainError):
+    def __init__(self) -> None:
+        super().__init__("this call needs role admin")
+
+
 class InvalidRefreshToken(DomainError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"the refresh token is not valid: {reason}")

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
 from operator import add
 from typing import Any, cast
 
@@ -157,6 +158,9 @@ class RedisLeaderboard:
         changed = decode_update(message) if message else None
         return Applied(int(rank) if rank else None, changed, published=bool(self.publish_channel))
 
+    async def remove(self, user_id: str, at: datetime) -> Applied:
+        return await self.apply(ScoreEntry(user_id, "", 0, at))
+
     async def board(self, limit: int) -> Board:
         epoch, seq, entries = await self._call(self._board, limit)
         return decode_update(
@@ -239,7 +243,10 @@ class RedisLeaderboard:
             await pool.release(conn)
 
     async def _delete_board_keys(self) -> None:
-        names = [self.key(n) for n in ("leaderboard", "leaderboard:scores", "leaderboard:names")]
+        names = [
+            self.key(n)
+            for n in ("leaderboard", "leaderboard:scores", "leaderboard:names", "leaderboard:removed")
+        ]
         await self._redis.unlink(*names)
         # One tie set per distinct score: up to one per user. UNLINK them a SCAN page at a time.
         found: list[bytes] = []

@@ -35,6 +35,6 @@ async def viewer(headers: Headers, cookies: dict[str, str], container: Container
         principal = container.tokens.verify(token, time.time())
     except InvalidToken:
         return None
-    if await container.revocations.is_revoked(principal.token_id):
+    if await container.revocations.is_revoked(principal.token_id, principal.user_id, principal.issued_at):
         return None
     return principal
