@@ -453,8 +453,12 @@ async def _redeem(c: asyncpg.Connection, req: RedeemRequest) -> Redeemed:
     applied = await c.fetchrow(statement, user_id, action_id, req.now, points, MAX_SCORE, row["display_name"])
     if not applied["claimed"]:
         raise DuplicateAction(row["score"])
-    if applied["event_id"] is None:  # the SQL overflow guard refused: the savepoint undoes the claim
-        raise ScoreOverflow(row["score"], points)
+    if applied["event_id"] is None:  # a guard in SQL refused: the savepoint undoes the claim
+        if row["score"] > MAX_SCORE - points:
+            raise ScoreOverflow(row["score"], points)
+        # The ban guard: a ban committed while this redemption waited for the score row's lock
+        # (its first read, from before the ban, could not see it).
+        raise ActionNotPermitted("this user is banned")
     entry = ScoreEntry(req.user_id, row["display_name"], applied["score"], applied["reached_at"])
     return Redeemed(entry=entry, points=points, event_id=applied["event_id"])
 
@@ -528,6 +532,7 @@ bump AS (
         updated_at = $3
     FROM claim c
     WHERE s.user_id = $1 AND s.score <= $5::bigint - c.points
+      AND NOT EXISTS (SELECT FROM users u WHERE u.user_id = $1 AND u.banned_at IS NOT NULL)
     RETURNING s.score, s.score_reached_at
 ),
 event AS (
