@@ -344,3 +344,12 @@ async def test_cookie_authenticated_admin_act_needs_the_csrf_header(api: Api, se
 
     assert_problem(refused, 403, "csrf_failed")
     assert await board_ids(api) == [alice.user_id]
+
+
+async def test_the_admin_api_is_described_in_openapi(api: Api) -> None:
+    paths = (await api.http.get("/openapi.json")).json()["paths"]
+
+    for method, path, body in ADMIN_CALLS:
+        operation = paths[path.replace("{user}", "{user_id}")][method.lower()]
+        assert {"200", "401", "403"} <= set(operation["responses"]), path
+        assert ("requestBody" in operation) == (body is not None), path

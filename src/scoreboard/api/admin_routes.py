@@ -54,7 +54,9 @@ def _action_out(ticket: Ticket) -> ActionOut:
     )
 
 
-@router.get("/users/{user_id}/actions", responses=doc.responses((200, UserActionsOut), 400, 401, 403, 404))
+@router.get(
+    "/users/{user_id}/actions", responses=doc.responses((200, UserActionsOut), 400, 401, 403, 404, 503)
+)
 async def user_actions(caller: Caller, services: Services, user_id: UserId, limit: Limit = 50) -> Response:
     """The user's newest `limit` actions (1-500, default 50), newest first: each ticket's type,
     points, when it was issued and expires, and when it was redeemed (null while it is not)."""
@@ -88,7 +90,7 @@ async def correct_score(request: Request, caller: Caller, services: Services, us
     return json_response(_audit_out(record))
 
 
-@router.get("/audit", responses=doc.responses((200, AuditLogOut), 400, 401, 403))
+@router.get("/audit", responses=doc.responses((200, AuditLogOut), 400, 401, 403, 503))
 async def audit(caller: Caller, services: Services, limit: Limit = 50) -> Response:
     """Every admin act, newest first (at most `limit`, 1-500, default 50): who, what, to whom, why,
     when, and the user's score and ban state before and after."""
