@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from scoreboard.realtime.hub import Mailbox
 from tests.api.support import assert_problem, bearer, forge, stored_score
 from tests.backends import REDIS_URL, require
 from tests.conftest import PASSWORD, Api, User
+from tests.faults import PrivateRedis
 from tests.isolation import delete_redis_prefix, unique
 from tests.security.support import user_with_roles
 
@@ -192,6 +194,35 @@ async def test_a_ban_refuses_the_users_tokens_on_every_instance(
         assert_problem(refused, 401, "unauthenticated")
     finally:
         await delete_redis_prefix(prefix)
+
+
+async def test_a_ban_whose_tokens_cannot_be_revoked_yet_is_503_and_finished_by_repeating_it(
+    make_api: Callable[..., Any], settings: Settings, tmp_path: Path
+) -> None:
+    require("redis")
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    try:
+        api: Api = await make_api(settings, redis_url=redis.url)
+        cheat, admin = await api.user(), await admin_of(api)
+        await api.earn(cheat, 2)
+        redis.kill()
+
+        first = await act(api, admin, cheat.user_id, "ban")
+        board_meanwhile = await board_ids(api)  # from the Store while the cache is away
+        redis.start()  # back, empty
+        again = await act(api, admin, cheat.user_id, "ban")
+        refused = await api.http.post("/api/actions", json={"type": "default"}, headers=cheat.auth)
+    finally:
+        redis.kill()
+
+    body = assert_problem(first, 503, "tokens_not_revoked")
+    assert "repeat the ban" in body["detail"]
+    assert first.headers["retry-after"] == "2"
+    assert board_meanwhile == []
+    assert again.status_code == 200, again.text
+    assert again.json()["before"] == {"score": 2, "banned": True}
+    assert_problem(refused, 401, "unauthenticated")
 
 
 async def test_unban_returns_the_stored_score_and_lets_the_user_log_in(board_api: Api) -> None:

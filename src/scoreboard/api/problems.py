@@ -94,6 +94,7 @@ DOMAIN_PROBLEMS: dict[type[errors.DomainError], _Mapping] = {
     errors.DuplicateAction: _Mapping(409, "duplicate_action"),
     errors.ScoreOverflow: _Mapping(409, "score_overflow"),
     errors.RateLimited: _Mapping(429, "rate_limited"),
+    errors.TokensNotRevoked: _Mapping(503, "tokens_not_revoked"),
 }
 
 
@@ -114,6 +115,8 @@ def from_domain(error: errors.DomainError) -> Problem:
                 "RateLimit-Policy": error.policy,
             },
         )
+    if isinstance(error, errors.TokensNotRevoked):
+        return Problem(mapping.status, mapping.code, str(error), {"Retry-After": "2"})
     return Problem(mapping.status, mapping.code, str(error))
 
 

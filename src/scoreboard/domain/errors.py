@@ -24,6 +24,17 @@ class AccountBanned(DomainError):
         super().__init__("this account is banned")
 
 
+class TokensNotRevoked(DomainError):
+    """A ban was recorded but the user's tokens could not be refused yet (the revocation store is
+    unreachable); repeating the ban finishes it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the ban is recorded, but the user's access tokens could not be revoked yet;"
+            " repeat the ban shortly to finish it"
+        )
+
+
 class NotAdmin(DomainError):
     def __init__(self) -> None:
         super().__init__("this call needs role admin")

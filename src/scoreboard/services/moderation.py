@@ -10,7 +10,7 @@ request.
 from __future__ import annotations
 
 from scoreboard.auth.tokens import LEEWAY_SECONDS
-from scoreboard.domain.errors import NotAdmin, UserNotFound
+from scoreboard.domain.errors import NotAdmin, TokensNotRevoked, UserNotFound
 from scoreboard.domain.model import AuditRecord, Principal, Role, Ticket
 from scoreboard.domain.moderation import state_dict
 from scoreboard.observability.logging import get_logger
@@ -50,11 +50,18 @@ class ModerationService:
         """Ban a user: off the board, tokens refused everywhere, no login, no refresh."""
         require_admin(caller)
         done = await self._store.ban(AdminAct(caller.user_id, user_id, reason, self._clock()))
+        audit = await self._finish(done)
         # After the commit: a login racing the ban either sees it or signs a token this refuses.
+        # Repeating a ban repeats this step, so a failure here is finished by trying again.
         issued_up_to = int(self._clock().timestamp()) + BAN_MARGIN_SECONDS
         until = issued_up_to + self._token_ttl + LEEWAY_SECONDS
-        await self._revocations.revoke_user(user_id, issued_up_to, until)
-        return await self._finish(done)
+        try:
+            await self._revocations.revoke_user(user_id, issued_up_to, until)
+        except Exception as error:
+            self._metrics.revocation_errors.inc()
+            log.error("admin.ban_tokens_not_revoked", target_id=user_id, error=str(error))
+            raise TokensNotRevoked() from error
+        return audit
 
     async def unban(self, caller: Principal, user_id: str, reason: str) -> AuditRecord:
         """Lift a ban: the stored score returns to the board; the user may log in again."""
