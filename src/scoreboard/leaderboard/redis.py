@@ -195,6 +195,7 @@ class RedisLeaderboard:
         chunks = row_chunks(entries)
         first: asyncio.Future[Sequence[ScoreRow] | None] = asyncio.ensure_future(anext(chunks, None))
         try:
+            previous = await self._redis.hget(self.key("leaderboard:meta"), "epoch")
             await self._redis.delete(self.key("leaderboard:meta"))
             await self._delete_board_keys()
             await self._load(first, chunks)
@@ -203,7 +204,8 @@ class RedisLeaderboard:
             with contextlib.suppress(BaseException):
                 await first
             await chunks.aclose()  # a Store stream left part-way gives its connection back now
-        epoch = new_epoch()
+        # Two rebuilds within one millisecond must still be two epochs (as in the memory adapter).
+        epoch = max(new_epoch(), int(previous or 0) + 1)
         entries_json = await self._seal(keys=[self._prefix], args=[epoch, TOP_SIZE])
         return decode_update(
             b'{"type":"update","channel":"c","epoch":%d,"seq":0,"top":%s}' % (epoch, entries_json)
