@@ -12,7 +12,7 @@ from starlette.types import ASGIApp
 import scoreboard
 from scoreboard.adapters import open_backends
 from scoreboard.adapters import open_store as open_store
-from scoreboard.api import auth_routes, cors, hot_routes, ops_routes, problems, score_routes
+from scoreboard.api import admin_routes, auth_routes, cors, hot_routes, ops_routes, problems, score_routes
 from scoreboard.api import openapi as api_openapi
 from scoreboard.api.deps import Container
 from scoreboard.api.fast_lane import FastLane
@@ -34,6 +34,7 @@ from scoreboard.services.accounts import AccountService
 from scoreboard.services.cache import CacheKeeper
 from scoreboard.services.clock import Clock, utc_now
 from scoreboard.services.limits import LimitSet, Throttle
+from scoreboard.services.moderation import ModerationService
 from scoreboard.services.outbox import OutboxRelay, running
 from scoreboard.services.scores import ScoreService
 from scoreboard.web import routes as web_routes
@@ -71,6 +72,9 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
     if isinstance(broker, ScoreEvents):
         scores.events = broker  # every applied score also goes out as a durable event
     keeper = CacheKeeper(store, board, publish, metrics)
+    moderation = ModerationService(
+        store, scores, backends.revocations, settings.access_token_ttl_seconds, clock, metrics
+    )
     return Container(
         settings,
         store,
@@ -84,6 +88,7 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
         keeper,
         metrics,
         backends.limiter,
+        moderation,
     )
 
 
@@ -164,7 +169,7 @@ def _routers(settings: Settings) -> list[APIRouter]:
     """The routes this process's role serves; operations routes are served by every role."""
     routers = [ops_routes.router]
     if settings.serves("api"):
-        routers += [auth_routes.router, score_routes.router, web_routes.router]
+        routers += [auth_routes.router, score_routes.router, admin_routes.router, web_routes.router]
     if settings.serves("api") or settings.serves("realtime"):
         routers.append(score_routes.reads)
     if settings.serves("realtime"):

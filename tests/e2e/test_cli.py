@@ -43,7 +43,9 @@ def test_migrate_applies_once_then_reports_none_pending(tmp_path: Path) -> None:
     assert (tmp_path / "scoreboard.db").is_file()
 
 
-async def test_created_admin_can_log_in_over_http(tmp_path: Path, servers: Servers) -> None:
+async def test_created_admin_can_log_in_and_use_the_admin_api_over_http(
+    tmp_path: Path, servers: Servers
+) -> None:
     created = run_cli(
         "create-user", "admin1", "--admin", "--password-stdin", workdir=tmp_path, stdin="s3cret-admin-pw\n"
     )
@@ -51,6 +53,18 @@ async def test_created_admin_can_log_in_over_http(tmp_path: Path, servers: Serve
 
     async with Client(server.base_url) as client:
         tokens = await client.login("admin1", "s3cret-admin-pw")
+        player = await client.player()
+        await client.earn(player)
+        banned = await client.http.post(
+            f"/api/admin/users/{player.user_id}/ban",
+            json={"reason": "e2e"},
+            headers={"Authorization": f"Bearer {tokens['access_token']}"},
+        )
+        board = await client.board()
+
+    assert banned.status_code == 200, banned.text
+    assert banned.json()["after"] == {"score": 1, "banned": True}
+    assert board["entries"] == []
 
     assert created.returncode == 0, created.stderr
     assert created.stdout.splitlines() == [created.stdout.strip()], "one line: who was created, with the id"

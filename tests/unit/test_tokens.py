@@ -61,6 +61,7 @@ def test_issued_token_verifies_to_its_principal() -> None:
         session_id="session-1",
         expires_at=now + TTL,
         csrf=issued.csrf,
+        issued_at=now,
     )
     assert issued.expires_at == now + TTL
     assert jwt.get_unverified_header(issued.token)["kid"] == symmetric_key(SECRET).kid

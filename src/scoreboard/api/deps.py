@@ -24,6 +24,7 @@ from scoreboard.observability.metrics import Metrics
 from scoreboard.revocations.base import Revocations
 from scoreboard.services.accounts import AccountService
 from scoreboard.services.cache import CacheKeeper
+from scoreboard.services.moderation import ModerationService
 from scoreboard.services.scores import ScoreService
 from scoreboard.store.base import Store
 
@@ -52,6 +53,7 @@ class Container:
     keeper: CacheKeeper
     metrics: Metrics
     limiter: RateLimiter
+    moderation: ModerationService
 
 
 async def get_container(request: Request) -> Container:
@@ -93,7 +95,7 @@ async def authenticate(request: Request) -> Principal:
     except InvalidToken as error:
         container.metrics.tokens_rejected.labels(error.reason.split(":")[0]).inc()
         raise
-    if await _revoked(container, principal.token_id):
+    if await _revoked(container, principal):
         container.metrics.tokens_rejected.labels("revoked").inc()
         raise unauthenticated("the access token was revoked")
     if from_cookie and request.method not in _SAFE_METHODS:
@@ -124,11 +126,13 @@ async def verified_principal(container: Container, token: str) -> Principal:
     return principal
 
 
-async def _revoked(container: Container, token_id: str) -> bool:
+async def _revoked(container: Container, principal: Principal) -> bool:
     """Whether the token was revoked. If the revocation store is down the token is accepted (its
     lifetime is short) and the failure is counted and logged, rather than locking everyone out."""
     try:
-        return await container.revocations.is_revoked(token_id)
+        return await container.revocations.is_revoked(
+            principal.token_id, principal.user_id, principal.issued_at
+        )
     except Exception as error:
         container.metrics.revocation_errors.inc()
         log.warning("revocations.unavailable", error=str(error))

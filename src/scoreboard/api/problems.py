@@ -87,11 +87,14 @@ DOMAIN_PROBLEMS: dict[type[errors.DomainError], _Mapping] = {
     errors.InvalidRefreshToken: _Mapping(401, "invalid_refresh_token"),
     errors.ActingForAnotherUser: _Mapping(403, "forbidden"),
     errors.ActionNotPermitted: _Mapping(403, "forbidden"),
+    errors.NotAdmin: _Mapping(403, "forbidden"),
+    errors.AccountBanned: _Mapping(403, "account_banned"),
     errors.UserNotFound: _Mapping(404, "not_found"),
     errors.UsernameTaken: _Mapping(409, "username_taken"),
     errors.DuplicateAction: _Mapping(409, "duplicate_action"),
     errors.ScoreOverflow: _Mapping(409, "score_overflow"),
     errors.RateLimited: _Mapping(429, "rate_limited"),
+    errors.TokensNotRevoked: _Mapping(503, "tokens_not_revoked"),
 }
 
 
@@ -102,6 +105,8 @@ def from_domain(error: errors.DomainError) -> Problem:
     if isinstance(error, errors.RateLimited):
         code = "quota_exceeded" if error.quota else "rate_limited"
         return Problem(429, code, str(error), rate_limit_headers(error))
+    if isinstance(error, errors.TokensNotRevoked):
+        return Problem(mapping.status, mapping.code, str(error), {"Retry-After": "2"})
     return Problem(mapping.status, mapping.code, str(error))
 
 

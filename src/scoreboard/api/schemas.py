@@ -51,6 +51,18 @@ class ScoreUpdateRequest(Strict):
     action_id: Uuid
 
 
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class AdminReasonRequest(Strict):
+    reason: Reason
+
+
+class ScoreCorrectionRequest(Strict):
+    score: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+    reason: Reason
+
+
 class UserOut(msgspec.Struct):
     user_id: str
     username: str
@@ -99,6 +111,40 @@ class UserScoreOut(msgspec.Struct):
     rank: int | None
 
 
+class UserStateOut(msgspec.Struct):
+    score: int
+    banned: bool
+
+
+class AuditOut(msgspec.Struct):
+    audit_id: int
+    actor_id: str
+    action: str
+    target_user_id: str
+    reason: str
+    before: UserStateOut
+    after: UserStateOut
+    at: str
+
+
+class AuditLogOut(msgspec.Struct):
+    entries: list[AuditOut]
+
+
+class ActionOut(msgspec.Struct):
+    action_id: str
+    type: str
+    points: int
+    issued_at: str
+    expires_at: str
+    redeemed_at: str | None
+
+
+class UserActionsOut(msgspec.Struct):
+    user_id: str
+    actions: list[ActionOut]
+
+
 class ProblemOut(msgspec.Struct):
     type: str
     title: str
@@ -119,5 +165,10 @@ SCHEMAS = (
     ScoreUpdatedOut,
     LeaderboardOut,
     UserScoreOut,
+    AdminReasonRequest,
+    ScoreCorrectionRequest,
+    AuditOut,
+    AuditLogOut,
+    UserActionsOut,
     ProblemOut,
 )

@@ -198,4 +198,5 @@ def _principal(claims: dict[str, Any]) -> Principal:
         session_id=str(claims.get("sid", "")),
         expires_at=int(claims["exp"]),
         csrf=str(claims.get("csrf", "")),
+        issued_at=int(claims["iat"]),
     )

@@ -17,6 +17,29 @@ class InvalidCredentials(DomainError):
         super().__init__("the username or password is wrong")
 
 
+class AccountBanned(DomainError):
+    """The password was right but an admin banned the account."""
+
+    def __init__(self) -> None:
+        super().__init__("this account is banned")
+
+
+class TokensNotRevoked(DomainError):
+    """A ban was recorded but the user's tokens could not be refused yet (the revocation store is
+    unreachable); repeating the ban finishes it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the ban is recorded, but the user's access tokens could not be revoked yet;"
+            " repeat the ban shortly to finish it"
+        )
+
+
+class NotAdmin(DomainError):
+    def __init__(self) -> None:
+        super().__init__("this call needs role admin")
+
+
 class InvalidRefreshToken(DomainError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"the refresh token is not valid: {reason}")

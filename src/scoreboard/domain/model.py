@@ -25,6 +25,7 @@ class User:
 class Credentials:
     user: User
     password_hash: str
+    banned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class Principal:
     # False for an identity of an external identity provider that is not a scoreboard user (a
     # trusted `service`): it may act for users but holds no tickets of its own.
     account: bool = True
+    issued_at: int = 0  # `iat`: a ban refuses every token issued up to its moment
 
     def may_act_for(self, user_id: str) -> bool:
         return user_id == self.user_id or bool(self.roles & {Role.SERVICE, Role.ADMIN})
@@ -99,3 +101,31 @@ class Board:
     epoch: int
     seq: int
     entries: tuple[RankedEntry, ...]
+
+
+class AdminAction(StrEnum):
+    BAN = "ban"
+    UNBAN = "unban"
+    SCORE_CORRECTION = "score_correction"
+
+
+@dataclass(frozen=True, slots=True)
+class UserState:
+    """What an admin act may change about a user: the audit log records it before and after."""
+
+    score: int
+    banned: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One admin act: who did what to whom, why, when, and the user's state before and after."""
+
+    audit_id: int
+    actor_id: str
+    action: AdminAction
+    target_id: str
+    reason: str
+    before: UserState
+    after: UserState
+    at: datetime

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from scoreboard.domain.model import Board, RankedEntry, ScoreEntry, ScoreRow
@@ -32,7 +33,15 @@ class Leaderboard(Protocol):
     async def apply(self, entry: ScoreEntry) -> Applied:
         """Atomically set the user's absolute score, re-read the top 10 and, only if it changed, take
         the next seq. Idempotent: applying the same or an older entry (by `reached_at`) again changes
-        nothing, so replays from the outbox are harmless."""
+        nothing, so replays from the outbox are harmless.
+
+        A score of 0 removes the user (see `remove`)."""
+
+    async def remove(self, user_id: str, at: datetime) -> Applied:
+        """Take the user off the board as of `at` (a ban, a score corrected to 0), publishing a
+        changed top 10 like `apply`. The board remembers `at` until the next rebuild, so a late
+        replay of an entry reached before it does not put the user back; a newer entry does.
+        `apply(ScoreEntry(user_id, ..., 0, at))` is the same operation (outbox events use it)."""
 
     async def board(self, limit: int) -> Board:
         """The best `limit` entries with the current epoch and seq."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterable
+from datetime import datetime
 
 from sortedcontainers import SortedList
 
@@ -26,6 +27,7 @@ class MemoryLeaderboard:
     def __init__(self) -> None:
         self._order: SortedList = SortedList()
         self._entries: dict[str, tuple[RankKey, ScoreEntry]] = {}
+        self._removed: dict[str, datetime] = {}  # user -> when they left the board
         self._epoch = new_epoch()
         self._seq = 0
         self._top: tuple[RankedEntry, ...] = ()
@@ -35,7 +37,8 @@ class MemoryLeaderboard:
 
     async def apply(self, entry: ScoreEntry) -> Applied:
         known = self._entries.get(entry.user_id)
-        if known is None or known[1].reached_at < entry.reached_at:
+        latest = self._removed.get(entry.user_id) if known is None else known[1].reached_at
+        if latest is None or latest < entry.reached_at:
             self._put(entry)
         rank = self._rank(entry.user_id)
         if (rank is None or rank > TOP_SIZE) and not self._in_top(entry.user_id):
@@ -46,6 +49,9 @@ class MemoryLeaderboard:
         self._top = top
         self._seq += 1
         return Applied(rank, Board(self._epoch, self._seq, top))
+
+    async def remove(self, user_id: str, at: datetime) -> Applied:
+        return await self.apply(ScoreEntry(user_id, "", 0, at))
 
     async def board(self, limit: int) -> Board:
         return Board(self._epoch, self._seq, self._ranked(limit))
@@ -71,6 +77,7 @@ class MemoryLeaderboard:
             entries = [row_entry(row) async for chunk in row_chunks(entries) for row in chunk]
         self._order = SortedList()
         self._entries = {}
+        self._removed = {}
         for entry in entries:
             self._put(entry)
         # Two rebuilds within one millisecond must still be two epochs.
@@ -96,7 +103,9 @@ class MemoryLeaderboard:
             self._order.remove(old[0])
         self._version += 1
         if entry.score <= 0:
+            self._removed[entry.user_id] = entry.reached_at
             return
+        self._removed.pop(entry.user_id, None)
         key = entry_key(entry)
         self._order.add(key)
         self._entries[entry.user_id] = (key, entry)

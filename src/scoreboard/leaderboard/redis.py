@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
 from operator import add
 from typing import Any, cast
 
@@ -157,6 +158,9 @@ class RedisLeaderboard:
         changed = decode_update(message) if message else None
         return Applied(int(rank) if rank else None, changed, published=bool(self.publish_channel))
 
+    async def remove(self, user_id: str, at: datetime) -> Applied:
+        return await self.apply(ScoreEntry(user_id, "", 0, at))
+
     async def board(self, limit: int) -> Board:
         epoch, seq, entries = await self._call(self._board, limit)
         return decode_update(
@@ -191,6 +195,7 @@ class RedisLeaderboard:
         chunks = row_chunks(entries)
         first: asyncio.Future[Sequence[ScoreRow] | None] = asyncio.ensure_future(anext(chunks, None))
         try:
+            previous = await self._redis.hget(self.key("leaderboard:meta"), "epoch")
             await self._redis.delete(self.key("leaderboard:meta"))
             await self._delete_board_keys()
             await self._load(first, chunks)
@@ -199,7 +204,8 @@ class RedisLeaderboard:
             with contextlib.suppress(BaseException):
                 await first
             await chunks.aclose()  # a Store stream left part-way gives its connection back now
-        epoch = new_epoch()
+        # Two rebuilds within one millisecond must still be two epochs (as in the memory adapter).
+        epoch = max(new_epoch(), int(previous or 0) + 1)
         entries_json = await self._seal(keys=[self._prefix], args=[epoch, TOP_SIZE])
         return decode_update(
             b'{"type":"update","channel":"c","epoch":%d,"seq":0,"top":%s}' % (epoch, entries_json)
@@ -239,7 +245,10 @@ class RedisLeaderboard:
             await pool.release(conn)
 
     async def _delete_board_keys(self) -> None:
-        names = [self.key(n) for n in ("leaderboard", "leaderboard:scores", "leaderboard:names")]
+        names = [
+            self.key(n)
+            for n in ("leaderboard", "leaderboard:scores", "leaderboard:names", "leaderboard:removed")
+        ]
         await self._redis.unlink(*names)
         # One tie set per distinct score: up to one per user. UNLINK them a SCAN page at a time.
         found: list[bytes] = []

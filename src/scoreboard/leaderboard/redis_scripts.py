@@ -10,6 +10,8 @@ Layout (every key starts with the configured prefix, empty by default, so the se
   the database. Walking distinct scores from the top and, within each, the tie set in order gives
   exactly the database's `ORDER BY score DESC, score_reached_at ASC, user_id ASC`.
 - `leaderboard:scores` / `leaderboard:names` — hashes: the exact decimal score and the display name.
+- `leaderboard:removed` — hash: user id -> when they left the board (microseconds; a ban or a score
+  corrected to 0), so a late replay of an older score does not bring them back. Cleared by a rebuild.
 - `leaderboard:meta` — hash: `epoch`, `seq`, `top` (the last published top 10, to detect changes) and
   `body` (the prepared JSON of GET /api/leaderboard for the top 10).
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 COMMON = r"""
 local P = KEYS[1]
 local BOARD, SCORES, NAMES, META = P..'leaderboard', P..'leaderboard:scores', P..'leaderboard:names', P..'leaderboard:meta'
+local REMOVED = P..'leaderboard:removed'
 
 local function ties(score) return P..'leaderboard:ties:'..score end
 
@@ -70,9 +73,14 @@ local user, score, reached, name, channel, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4
 
 local old = redis.call('HGET', SCORES, user)
 local stale = false
+local gone = false
 if old then
   local old_reached = redis.call('ZSCORE', ties(old), user)
   stale = old_reached and tonumber(old_reached) >= tonumber(reached)
+else
+  -- Not on the board: if they were removed, only an entry newer than the removal returns them.
+  gone = redis.call('HGET', REMOVED, user)
+  stale = gone and tonumber(gone) >= tonumber(reached)
 end
 if not stale then
   if old then redis.call('ZREM', ties(old), user) end
@@ -80,7 +88,9 @@ if not stale then
     redis.call('ZREM', BOARD, user)
     redis.call('HDEL', SCORES, user)
     redis.call('HDEL', NAMES, user)
+    redis.call('HSET', REMOVED, user, reached)
   else
+    if gone then redis.call('HDEL', REMOVED, user) end
     redis.call('ZADD', BOARD, score, user)
     redis.call('ZADD', ties(score), reached, user)
     redis.call('HSET', SCORES, user, score)

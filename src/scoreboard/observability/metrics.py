@@ -65,6 +65,12 @@ class Metrics:
         self.logins = Counter(
             "scoreboard_logins_total", "Login attempts by outcome.", ["outcome"], registry=registry
         )
+        self.admin_acts = Counter(
+            "scoreboard_admin_acts_total",
+            "Admin acts committed (ban, unban, score_correction).",
+            ["action"],
+            registry=registry,
+        )
         self.tokens_rejected = Counter(
             "scoreboard_tokens_rejected_total",
             "Access tokens refused, by reason.",

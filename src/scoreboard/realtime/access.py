@@ -34,6 +34,6 @@ async def viewer(headers: Headers, cookies: dict[str, str], container: Container
         principal = await verified_principal(container, token)
     except InvalidToken:
         return None
-    if await container.revocations.is_revoked(principal.token_id):
+    if await container.revocations.is_revoked(principal.token_id, principal.user_id, principal.issued_at):
         return None
     return principal

@@ -11,7 +11,7 @@ from datetime import timedelta
 from scoreboard.auth.passwords import Passwords
 from scoreboard.auth.tokens import LEEWAY_SECONDS, AccessTokens
 from scoreboard.domain import accounts as policy
-from scoreboard.domain.errors import InvalidCredentials, InvalidInput, InvalidRefreshToken
+from scoreboard.domain.errors import AccountBanned, InvalidCredentials, InvalidInput, InvalidRefreshToken
 from scoreboard.domain.model import Principal, Role, User
 from scoreboard.observability.logging import get_logger
 from scoreboard.observability.metrics import Metrics
@@ -94,6 +94,11 @@ class AccountService:
             raise InvalidCredentials()
         await self._guard.succeeded(keys)
         user = credentials.user
+        if credentials.banned:
+            # Said only to whoever knows the password: it reveals nothing to a guesser.
+            self._metrics.logins.labels("banned").inc()
+            log.warning("login.banned", user_id=user.user_id, address=address)
+            raise AccountBanned()
         if self._passwords.needs_rehash(credentials.password_hash):
             # The cost parameters changed since this hash was made: upgrade it while we hold the password.
             await self._store.update_password_hash(user.user_id, await self._passwords.hash(password))

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from scoreboard.domain.model import Credentials, Redeemed, ScoreEntry, ScoreRow, Ticket, User
+from scoreboard.domain.model import (
+    AuditRecord,
+    Credentials,
+    Redeemed,
+    ScoreEntry,
+    ScoreRow,
+    Ticket,
+    User,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +120,54 @@ class Outbox(Protocol):
         """Mark events applied; idempotent."""
 
 
-class Store(Accounts, Ledger, Outbox, Protocol):
+@dataclass(frozen=True, slots=True)
+class AdminAct:
+    """Who acts on which user, why and when."""
+
+    actor_id: str
+    target_id: str
+    reason: str
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Moderated:
+    """A committed admin act: its audit record, and the board entry to apply (with its outbox event)
+    when the act changed what the board shows; a score of 0 removes the user from the board."""
+
+    audit: AuditRecord
+    entry: ScoreEntry | None = None
+    event_id: int | None = None
+
+
+class Moderation(Protocol):
+    """Admin acts. Each one is ONE transaction: the change, its audit record and (when the board
+    must change) an outbox event, so the cache catches up even if applying it fails. Banned users
+    stay stored (their score is the truth) but every board query (`top`, `all_scores`,
+    `score_rows`, `rank_of`, `score_of`) leaves them out, so a rebuilt cache does too; they
+    cannot redeem actions (ActionNotPermitted) and `credentials` says they are banned. Unknown
+    users raise UserNotFound."""
+
+    async def ban(self, act: AdminAct) -> Moderated:
+        """Ban the user: revoke their refresh families, drop their unpublished score events (a
+        replay must not put them back) and append an event removing them from the board. Banning
+        a banned user changes nothing but is still audited."""
+
+    async def unban(self, act: AdminAct) -> Moderated:
+        """Lift a ban; the user's stored score returns to the board, counted as reached now."""
+
+    async def correct_score(self, act: AdminAct, score: int) -> Moderated:
+        """Set the user's score (0 to MAX_SCORE); it counts as reached now (domain/moderation.py).
+        A banned user's score changes in the Store only."""
+
+    async def audit_log(self, limit: int) -> list[AuditRecord]:
+        """The newest `limit` admin acts, newest first."""
+
+    async def recent_actions(self, user_id: str, limit: int) -> list[Ticket]:
+        """The user's newest `limit` actions (tickets, redeemed or not), newest issue first."""
+
+
+class Store(Accounts, Ledger, Outbox, Moderation, Protocol):
     """The whole truth, as one adapter implements it."""
 
     def migrate(self) -> list[str]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -41,6 +40,10 @@ from scoreboard.domain.model import Credentials, Redeemed, Role, ScoreEntry, Sco
 from scoreboard.domain.scoring import MAX_SCORE, add_points
 from scoreboard.store import migrate
 from scoreboard.store.base import OutboxEvent, RedeemRequest, RefreshRecord
+from scoreboard.store.postgres_moderation import PostgresModeration
+from scoreboard.store.postgres_moderation import as_uuid as _uuid
+from scoreboard.store.postgres_moderation import canonical as _canonical
+from scoreboard.store.postgres_moderation import ticket_from_record as _ticket
 from scoreboard.store.postgres_writer import (
     PostgresWriter,
     borrowed,
@@ -64,7 +67,7 @@ MIGRATION_LOCK_TIMEOUT = 300.0  # how long a starting instance waits for another
 SESSION_SETTINGS = {"idle_in_transaction_session_timeout": "15s", "application_name": "scoreboard"}
 
 
-class PostgresStore:
+class PostgresStore(PostgresModeration):
     """Store adapter on PostgreSQL: a connection pool for reads, one group-commit writer."""
 
     def __init__(
@@ -176,7 +179,9 @@ class PostgresStore:
     async def credentials(self, username: str) -> Credentials | None:
         key = fold_username(username)
         row = await self._read(lambda c: c.fetchrow("SELECT * FROM users WHERE username_key = $1", key))
-        return None if row is None else Credentials(_user(row), row["password_hash"])
+        if row is None:
+            return None
+        return Credentials(_user(row), row["password_hash"], banned=row["banned_at"] is not None)
 
     async def user(self, user_id: str) -> User | None:
         key = _canonical(user_id)
@@ -404,23 +409,6 @@ async def _apply_migrations(conn: asyncpg.Connection) -> list[str]:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
 
 
-def _canonical(value: str) -> uuid.UUID | None:
-    """The UUID written exactly as the API writes ids (lowercase, hyphenated), else None: another
-    spelling of the same UUID must not find a row that SQLite, comparing text, would not find."""
-    try:
-        parsed = uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        return None
-    return parsed if str(parsed) == value else None
-
-
-def _uuid(value: str, what: str) -> uuid.UUID:
-    parsed = _canonical(value)
-    if parsed is None:
-        raise ValueError(f"{what} must be a UUID in canonical lowercase form, got {value!r}")
-    return parsed
-
-
 def _entry(row: asyncpg.Record) -> ScoreEntry:
     return ScoreEntry(str(row["user_id"]), row["display_name"], row["score"], row["score_reached_at"])
 
@@ -448,6 +436,8 @@ async def _redeem(c: asyncpg.Connection, req: RedeemRequest) -> Redeemed:
     row = None if user_id is None else await c.fetchrow(_CURRENT, user_id, action_id)
     if row is None:
         raise ActionNotPermitted("there is no such user")
+    if row["banned_at"] is not None:
+        raise ActionNotPermitted("this user is banned")
     if req.open_points is None:
         ticket = None if row["action_id"] is None else _ticket(row)
         min_seconds = req.min_seconds_by_type.get(ticket.type, 0) if ticket else 0
@@ -463,22 +453,14 @@ async def _redeem(c: asyncpg.Connection, req: RedeemRequest) -> Redeemed:
     applied = await c.fetchrow(statement, user_id, action_id, req.now, points, MAX_SCORE, row["display_name"])
     if not applied["claimed"]:
         raise DuplicateAction(row["score"])
-    if applied["event_id"] is None:  # the SQL overflow guard refused: the savepoint undoes the claim
-        raise ScoreOverflow(row["score"], points)
+    if applied["event_id"] is None:  # a guard in SQL refused: the savepoint undoes the claim
+        if row["score"] > MAX_SCORE - points:
+            raise ScoreOverflow(row["score"], points)
+        # The ban guard: a ban committed while this redemption waited for the score row's lock
+        # (its first read, from before the ban, could not see it).
+        raise ActionNotPermitted("this user is banned")
     entry = ScoreEntry(req.user_id, row["display_name"], applied["score"], applied["reached_at"])
     return Redeemed(entry=entry, points=points, event_id=applied["event_id"])
-
-
-def _ticket(row: asyncpg.Record) -> Ticket:
-    return Ticket(
-        action_id=str(row["action_id"]),
-        user_id=str(row["ticket_user_id"]),
-        type=row["type"],
-        points=row["points"],
-        issued_at=row["issued_at"],
-        expires_at=row["expires_at"],
-        redeemed_at=row["redeemed_at"],
-    )
 
 
 _CREATE_USER = """
@@ -496,7 +478,7 @@ RETURNING user_id
 
 _SCORE_OF = """
 SELECT s.user_id, u.display_name, s.score, s.score_reached_at
-FROM user_score s JOIN users u USING (user_id) WHERE s.user_id = $1
+FROM user_score s JOIN users u USING (user_id) WHERE s.user_id = $1 AND u.banned_at IS NULL
 """
 
 # Board order is the user_score_board index order: the top-N is an index scan that stops at N.
@@ -506,29 +488,31 @@ FROM user_score s JOIN users u USING (user_id) WHERE s.user_id = $1
 _SCORE_ROWS = """
 SELECT s.user_id::text, u.display_name, s.score,
        (extract(epoch FROM s.score_reached_at) * 1000000)::bigint
-FROM user_score s JOIN users u USING (user_id) WHERE s.score > 0
+FROM user_score s JOIN users u USING (user_id) WHERE s.score > 0 AND u.banned_at IS NULL
 ORDER BY s.score DESC
 """
 
 _BOARD = """
 SELECT s.user_id::text AS user_id, u.display_name, s.score, s.score_reached_at
-FROM user_score s JOIN users u USING (user_id) WHERE s.score > 0
+FROM user_score s JOIN users u USING (user_id) WHERE s.score > 0 AND u.banned_at IS NULL
 ORDER BY s.score DESC, s.score_reached_at ASC, s.user_id ASC
 """
 
-# Two range scans of the board index, each as long as the rank, never the whole table.
+# Two range scans of the board index, each as long as the rank, never the whole table; banned
+# users (few) are looked up by key and left out.
 _RANK_OF = """
 SELECT 1
-    + (SELECT count(*) FROM user_score o WHERE o.score > me.score)
+    + (SELECT count(*) FROM user_score o WHERE o.score > me.score AND NOT EXISTS _BANNED)
     + (SELECT count(*) FROM user_score o WHERE o.score = me.score
-         AND (o.score_reached_at, o.user_id) < (me.score_reached_at, me.user_id))
-FROM user_score me WHERE me.user_id = $1 AND me.score > 0
-"""
+         AND (o.score_reached_at, o.user_id) < (me.score_reached_at, me.user_id) AND NOT EXISTS _BANNED)
+FROM user_score me JOIN users mu USING (user_id)
+WHERE me.user_id = $1 AND me.score > 0 AND mu.banned_at IS NULL
+""".replace("_BANNED", "(SELECT FROM users b WHERE b.user_id = o.user_id AND b.banned_at IS NOT NULL)")
 
 # NO KEY UPDATE: serialises redemptions of one user across instances (the score read is the latest
 # committed one) without blocking inserts of tickets, whose foreign key only takes KEY SHARE.
 _CURRENT = """
-SELECT s.score, s.score_reached_at, u.display_name,
+SELECT s.score, s.score_reached_at, u.display_name, u.banned_at,
        a.action_id, a.user_id AS ticket_user_id, a.type, a.points, a.issued_at, a.expires_at,
        a.redeemed_at
 FROM user_score s JOIN users u USING (user_id)
@@ -548,6 +532,7 @@ bump AS (
         updated_at = $3
     FROM claim c
     WHERE s.user_id = $1 AND s.score <= $5::bigint - c.points
+      AND NOT EXISTS (SELECT FROM users u WHERE u.user_id = $1 AND u.banned_at IS NOT NULL)
     RETURNING s.score, s.score_reached_at
 ),
 event AS (

@@ -24,6 +24,7 @@ from scoreboard.domain.ranking import to_micros
 from scoreboard.domain.scoring import add_points
 from scoreboard.store import migrate
 from scoreboard.store.base import OutboxEvent, RedeemRequest, RefreshRecord
+from scoreboard.store.sqlite_moderation import SqliteModeration, ticket_from_row
 from scoreboard.store.sqlite_writer import SqliteWriter
 
 T = TypeVar("T")
@@ -47,7 +48,7 @@ def path_from_url(url: str) -> Path:
     return Path(url.removeprefix("sqlite:///"))
 
 
-class SqliteStore:
+class SqliteStore(SqliteModeration):
     """Store adapter on one SQLite file: a writer thread (group commit) and a reader thread."""
 
     def __init__(self, path: Path) -> None:
@@ -123,7 +124,8 @@ class SqliteStore:
         def insert(c: sqlite3.Connection) -> None:
             try:
                 c.execute(
-                    "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO users (user_id, username, username_key, display_name, password_hash,"
+                    " roles, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         user.user_id,
                         user.username,
@@ -147,7 +149,9 @@ class SqliteStore:
                 "SELECT * FROM users WHERE username_key = ?", (fold_username(username),)
             ).fetchone()
         )
-        return None if row is None else Credentials(_user(row), row["password_hash"])
+        if row is None:
+            return None
+        return Credentials(_user(row), row["password_hash"], banned=row["banned_at"] is not None)
 
     async def user(self, user_id: str) -> User | None:
         row = await self._read(
@@ -228,7 +232,8 @@ class SqliteStore:
         row = await self._read(
             lambda c: c.execute(
                 "SELECT s.user_id, u.display_name, s.score, s.score_reached_at"
-                " FROM user_score s JOIN users u USING (user_id) WHERE s.user_id = ?",
+                " FROM user_score s JOIN users u USING (user_id)"
+                " WHERE s.user_id = ? AND u.banned_at IS NULL",
                 (user_id,),
             ).fetchone()
         )
@@ -249,13 +254,16 @@ class SqliteStore:
     async def rank_of(self, user_id: str) -> int | None:
         def rank(c: sqlite3.Connection) -> int | None:
             me = c.execute(
-                "SELECT score, score_reached_at FROM user_score WHERE user_id = ?", (user_id,)
+                "SELECT score, score_reached_at FROM user_score JOIN users USING (user_id)"
+                " WHERE user_id = ? AND banned_at IS NULL",
+                (user_id,),
             ).fetchone()
             if me is None or me["score"] == 0:
                 return None
             ahead = c.execute(
-                "SELECT count(*) FROM user_score WHERE score > ? OR (score = ?"
-                " AND (score_reached_at < ? OR (score_reached_at = ? AND user_id < ?)))",
+                "SELECT count(*) FROM user_score JOIN users USING (user_id) WHERE banned_at IS NULL"
+                " AND (score > ? OR (score = ?"
+                " AND (score_reached_at < ? OR (score_reached_at = ? AND user_id < ?))))",
                 (me["score"], me["score"], me["score_reached_at"], me["score_reached_at"], user_id),
             ).fetchone()[0]
             return int(ahead) + 1
@@ -297,11 +305,11 @@ class SqliteStore:
 _ROWS_CHUNK = 20_000
 _SCORE_ROWS = (
     "SELECT s.user_id, u.display_name, s.score, s.score_reached_at FROM user_score s"
-    " JOIN users u USING (user_id) WHERE s.score > 0 ORDER BY s.score DESC"
+    " JOIN users u USING (user_id) WHERE s.score > 0 AND u.banned_at IS NULL ORDER BY s.score DESC"
 )
 _BOARD = (
     "SELECT s.user_id, u.display_name, s.score, s.score_reached_at FROM user_score s"
-    " JOIN users u USING (user_id) WHERE s.score > 0"
+    " JOIN users u USING (user_id) WHERE s.score > 0 AND u.banned_at IS NULL"
     " ORDER BY s.score DESC, s.score_reached_at ASC, s.user_id ASC"
 )
 
@@ -337,12 +345,14 @@ def _revoke_family(c: sqlite3.Connection, family_id: str, now: datetime) -> None
 
 def _current(c: sqlite3.Connection, user_id: str) -> sqlite3.Row:
     row = c.execute(
-        "SELECT s.score, s.score_reached_at, u.display_name FROM user_score s"
+        "SELECT s.score, s.score_reached_at, u.display_name, u.banned_at FROM user_score s"
         " JOIN users u USING (user_id) WHERE s.user_id = ?",
         (user_id,),
     ).fetchone()
     if row is None:
         raise ActionNotPermitted("there is no such user")
+    if row["banned_at"] is not None:
+        raise ActionNotPermitted("this user is banned")
     found: sqlite3.Row = row
     return found
 
@@ -353,7 +363,7 @@ def _redeem(c: sqlite3.Connection, req: RedeemRequest) -> Redeemed:
     now = to_micros(req.now)
     if req.open_points is None:
         row = c.execute("SELECT * FROM action_log WHERE action_id = ?", (req.action_id,)).fetchone()
-        ticket = None if row is None else _ticket(row)
+        ticket = None if row is None else ticket_from_row(row)
         min_seconds = req.min_seconds_by_type.get(ticket.type, 0) if ticket else 0
         points = check_redeemable(ticket, req.user_id, req.now, min_seconds, current["score"]).points
         claimed = c.execute(
@@ -383,15 +393,3 @@ def _redeem(c: sqlite3.Connection, req: RedeemRequest) -> Redeemed:
     ).lastrowid
     entry = ScoreEntry(req.user_id, current["display_name"], score, _dt(reached))
     return Redeemed(entry=entry, points=points, event_id=int(event_id or 0))
-
-
-def _ticket(row: sqlite3.Row) -> Ticket:
-    return Ticket(
-        action_id=row["action_id"],
-        user_id=row["user_id"],
-        type=row["type"],
-        points=row["points"],
-        issued_at=_dt(row["issued_at"]),
-        expires_at=_dt(row["expires_at"]),
-        redeemed_at=None if row["redeemed_at"] is None else _dt(row["redeemed_at"]),
-    )
