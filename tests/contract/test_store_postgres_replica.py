@@ -24,6 +24,8 @@ from tests.e2e.server import free_port
 from tests.postgres_cluster import Cluster, primary_and_replica
 from tests.postgres_support import private_database, with_address
 
+pytestmark = pytest.mark.postgres
+
 CATCH_UP_SECONDS = 10.0
 
 
