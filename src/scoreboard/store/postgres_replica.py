@@ -49,13 +49,21 @@ class UseThePrimary(Exception):
 class ReadReplica:
     """A pool on the replica and what it takes for a read to be served there."""
 
-    def __init__(self, url: str, timeout: float, pool_size: int, session: dict[str, str]) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        pool_size: int,
+        session: dict[str, str],
+        max_writers: int = MAX_TRACKED_WRITERS,
+    ) -> None:
         if not url.startswith(("postgresql://", "postgres://")):
             raise ValueError(f"not a PostgreSQL URL: {url.split('@')[-1]!r} (expected postgresql://...)")
         self.url = url
         self._timeout = timeout
         self._pool_size = pool_size
         self._session = session
+        self._max_writers = max_writers
         self._pool: asyncpg.Pool | None = None
         self._replayed = 0  # the furthest replay position the replica has shown
         self._latest = 0  # the newest commit this process made
@@ -88,7 +96,7 @@ class ReadReplica:
         self._latest = max(self._latest, lsn)
         self._writers.pop(user_id, None)  # re-inserted last: the dict stays oldest first
         self._writers[user_id] = lsn
-        if len(self._writers) > MAX_TRACKED_WRITERS:
+        if len(self._writers) > self._max_writers:
             self._forget()
 
     def _forget(self) -> None:
@@ -96,9 +104,13 @@ class ReadReplica:
         oldest half go and their positions become a floor every user read waits for (safe: a read
         may go to the primary needlessly, never see an older state)."""
         self._writers = {user: lsn for user, lsn in self._writers.items() if lsn > self._replayed}
-        while len(self._writers) > MAX_TRACKED_WRITERS // 2:
+        while len(self._writers) > self._max_writers // 2:
             oldest = next(iter(self._writers))
             self._floor = max(self._floor, self._writers.pop(oldest))
+
+    def saw_replay(self, lsn: int) -> None:
+        """The replica has replayed up to `lsn` (positions only grow: the furthest one counts)."""
+        self._replayed = max(self._replayed, lsn)
 
     def needed(self, user_id: str | None) -> int:
         """How far the replica must have replayed to serve a read about `user_id` (None: the board)."""
@@ -133,5 +145,5 @@ class ReadReplica:
         replayed: str | None = await conn.fetchval(_REPLAY_LSN)
         if replayed is None:  # not in recovery: the read URL names a primary, which is never behind
             return True
-        self._replayed = max(self._replayed, parse_lsn(replayed))
+        self.saw_replay(parse_lsn(replayed))
         return needed <= self._replayed
