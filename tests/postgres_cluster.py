@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -35,15 +36,30 @@ SERVER_USER = "postgres"
 COMMAND_SECONDS = 60
 
 
+def _unavailable(reason: str) -> NoReturn:
+    if all_required():
+        pytest.fail(f"{reason} (SCOREBOARD_REQUIRE_ALL_BACKENDS=1: tiers may not be skipped)")
+    pytest.skip(reason)
+
+
 def server_tools() -> Path:
     """The directory of the PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup, ...)."""
     for candidate in (*INITDB_CANDIDATES, shutil.which("initdb")):
         if candidate and os.access(candidate, os.X_OK):
             return Path(os.path.realpath(candidate)).parent
-    reason = "the replica test needs PostgreSQL's initdb (at /usr/local/bin/initdb or on PATH); none found"
-    if all_required():
-        pytest.fail(f"{reason} (SCOREBOARD_REQUIRE_ALL_BACKENDS=1: tiers may not be skipped)")
-    pytest.skip(reason)
+    _unavailable(
+        "the replica test needs PostgreSQL's initdb (at /usr/local/bin/initdb or on PATH); none found"
+    )
+
+
+def _server_account() -> pwd.struct_passwd | None:
+    """Who runs the servers: this process, unless it is root, which PostgreSQL refuses."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(SERVER_USER)
+    except KeyError:
+        _unavailable(f"PostgreSQL refuses to run as root, and there is no {SERVER_USER!r} user to run it as")
 
 
 def _as_server_user() -> list[str]:
@@ -122,10 +138,9 @@ def _clone_replica(cluster: Cluster) -> None:
 
 @contextlib.contextmanager
 def primary_and_replica() -> Iterator[Cluster]:
-    tools = server_tools()
+    tools, account = server_tools(), _server_account()
     folder = Path(tempfile.mkdtemp(prefix="scoreboard-replica-"))
-    if os.geteuid() == 0:
-        account = pwd.getpwnam(SERVER_USER)
+    if account is not None:
         os.chown(folder, account.pw_uid, account.pw_gid)
     ports = free_port(), free_port()
     while ports[0] == ports[1]:
