@@ -32,7 +32,7 @@ def open_store(settings: Settings) -> Store:
         return SqliteStore.from_url(url)
     from scoreboard.store.postgres import PostgresStore
 
-    return PostgresStore.from_url(url)
+    return PostgresStore.from_url(url, read_url=settings.database_read_url)
 
 
 def open_backends(settings: Settings) -> Backends:

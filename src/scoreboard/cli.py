@@ -11,6 +11,7 @@ import secrets
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import scoreboard
 from scoreboard.config import ROLES, Settings, SettingsError
@@ -97,6 +98,62 @@ def _rebuild_cache(settings: Settings) -> int:
     return 0
 
 
+def _say(line: str) -> None:
+    print(f"scoreboard: {line}", flush=True)
+
+
+def _backup(args: argparse.Namespace, settings: Settings) -> int:
+    from scoreboard.services.backup import backup
+
+    started = time.perf_counter()
+    found = asyncio.run(backup(settings, args.file, args.pg_bin, _say))
+    size = args.file.stat().st_size
+    _say(
+        f"backup written to {args.file}: {found}, {size / 1024:.0f} KiB in {time.perf_counter() - started:.1f}s"
+    )
+    return 0
+
+
+def _restore(args: argparse.Namespace, settings: Settings) -> int:
+    from scoreboard.services.backup import restore
+
+    started = time.perf_counter()
+    restored = asyncio.run(restore(settings, args.file, args.force, args.pg_bin, _say))
+    _say(f"restored {args.file}: the database now holds {restored} ({time.perf_counter() - started:.1f}s)")
+    return 0
+
+
+def _pg_bin_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--pg-bin",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where pg_dump/pg_restore are (default: PATH)",
+    )
+
+
+def _backup_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    backup = commands.add_parser(
+        "backup",
+        help="write a consistent backup of the database to FILE, while the service runs",
+        description="SQLite: a copy through the online backup API. PostgreSQL: a pg_dump -Fc archive"
+        " (pg_dump of the server's major version or newer).",
+    )
+    backup.add_argument("file", type=Path, metavar="FILE", help="the backup file to write")
+    _pg_bin_option(backup)
+    restore = commands.add_parser(
+        "restore",
+        help="replace the database's content with a backup, then rebuild the cache (new epoch)",
+        description="Restore a backup made by `scoreboard backup` into SCOREBOARD_DATABASE_URL, apply"
+        " pending migrations and rebuild the Redis cache under a new epoch. Refuses to replace a"
+        " database that holds users unless --force. Stop embedded (SQLite) servers first.",
+    )
+    restore.add_argument("file", type=Path, metavar="FILE", help="the backup file to read")
+    restore.add_argument("--force", action="store_true", help="replace a database that holds data")
+    _pg_bin_option(restore)
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from scoreboard.demo import DemoOptions, run_demo
 
@@ -163,6 +220,7 @@ def parser() -> argparse.ArgumentParser:
         description="Replace the leaderboard cache with the database's truth under a new epoch; every"
         " connected client is sent the new board.",
     )
+    _backup_parsers(commands)
 
     demo = commands.add_parser(
         "demo",
@@ -202,10 +260,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _rebuild_cache(settings)
         if args.command == "demo":
             return _demo(args, settings)
+        if args.command in ("backup", "restore"):
+            return (_backup if args.command == "backup" else _restore)(args, settings)
     except Exception as error:  # a clear line, not a stack trace, for expected failures
         from scoreboard.domain.errors import DomainError, StoreUnavailable
+        from scoreboard.store.backup import BackupError
 
-        if isinstance(error, DomainError | SettingsError | StoreUnavailable | OSError):
+        if isinstance(error, DomainError | SettingsError | StoreUnavailable | BackupError | OSError):
             print(f"scoreboard: {error}", file=sys.stderr)
             return 1
         raise

@@ -32,6 +32,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///./scoreboard.db"
+    database_read_url: str | None = None
     redis_url: str | None = None
     broker_url: str | None = None
     redis_prefix: str = ""
@@ -94,6 +95,7 @@ class Settings:
                 f"SCOREBOARD_DATABASE_URL={self.database_url!r}: expected sqlite:///path or"
                 " postgresql://user@host:port/db"
             )
+        self._validate_read_url()
         if self.log_format not in {"console", "json"}:
             raise SettingsError(f"SCOREBOARD_LOG_FORMAT={self.log_format!r}: expected console or json")
         for proxy in self.trusted_proxies:
@@ -134,6 +136,20 @@ class Settings:
         for name in ("ws_ping_interval_seconds", "ws_ping_timeout_seconds", "ws_idle_timeout_seconds"):
             if not 0 < getattr(self, name) < math.inf:
                 raise SettingsError(f"SCOREBOARD_{name.upper()} must be a positive number of seconds")
+
+    def _validate_read_url(self) -> None:
+        if self.database_read_url is None:
+            return
+        if self.database_url.startswith("sqlite:///"):
+            raise SettingsError(
+                "SCOREBOARD_DATABASE_READ_URL is set, but SCOREBOARD_DATABASE_URL is SQLite, which has no"
+                " read replicas: unset it, or use PostgreSQL for both"
+            )
+        if not self.database_read_url.startswith(("postgresql://", "postgres://")):
+            raise SettingsError(
+                f"SCOREBOARD_DATABASE_READ_URL={self.database_read_url.split('@')[-1]!r}: expected"
+                " postgresql://user@replica-host:port/db (a streaming replica of the primary)"
+            )
 
     @property
     def data_folder(self) -> Path:

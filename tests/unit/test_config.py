@@ -118,6 +118,32 @@ def test_websocket_limits_accept_fractions_of_a_second() -> None:
     assert (settings.ws_ping_interval_seconds, settings.ws_max_connections) == (0.5, 7)
 
 
+def test_read_url_is_refused_with_sqlite_because_it_has_no_replicas() -> None:
+    with pytest.raises(SettingsError, match="SQLite, which has no read replicas") as refused:
+        Settings.from_env({"SCOREBOARD_DATABASE_READ_URL": "postgresql://replica/scores"})
+
+    assert "SCOREBOARD_DATABASE_READ_URL" in str(refused.value)
+
+
+def test_read_url_must_be_postgresql_and_keeps_its_password_out_of_the_error() -> None:
+    environ = {
+        "SCOREBOARD_DATABASE_URL": "postgresql://primary/scores",
+        "SCOREBOARD_DATABASE_READ_URL": "mysql://me:hunter2@replica/scores",
+    }
+    with pytest.raises(SettingsError, match="expected postgresql://") as refused:
+        Settings.from_env(environ)
+
+    assert "hunter2" not in str(refused.value)
+
+
+def test_read_url_is_kept_beside_a_postgresql_primary() -> None:
+    environ = {
+        "SCOREBOARD_DATABASE_URL": "postgresql://primary/scores",
+        "SCOREBOARD_DATABASE_READ_URL": "postgresql://replica/scores",
+    }
+    assert Settings.from_env(environ).database_read_url == "postgresql://replica/scores"
+
+
 def test_settings_error_is_a_value_error() -> None:
     assert issubclass(SettingsError, ValueError)
 

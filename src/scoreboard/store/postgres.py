@@ -12,6 +12,10 @@ action (`UPDATE ... WHERE redeemed_at IS NULL`, or `INSERT ... ON CONFLICT DO NO
 policy), adds the points and appends the outbox event; a claim that finds the action already taken
 changes nothing. Two instances redeeming one action at once are decided by that row, never twice.
 
+With a read URL, the board, score and rank reads go to a streaming replica while every write (and
+every read a write depends on) stays on the primary; store/postgres_replica.py keeps a lagging
+replica from showing a writer anything older than their own commit.
+
 Unreachable database: every call gives up within `budget_seconds` (retrying transient failures with
 backoff meanwhile) and raises StoreUnavailable, with nothing applied.
 """
@@ -44,6 +48,7 @@ from scoreboard.store.postgres_moderation import PostgresModeration
 from scoreboard.store.postgres_moderation import as_uuid as _uuid
 from scoreboard.store.postgres_moderation import canonical as _canonical
 from scoreboard.store.postgres_moderation import ticket_from_record as _ticket
+from scoreboard.store.postgres_replica import ReadReplica, UseThePrimary, parse_lsn
 from scoreboard.store.postgres_writer import (
     PostgresWriter,
     borrowed,
@@ -76,6 +81,7 @@ class PostgresStore(PostgresModeration):
         budget_seconds: float = BUDGET_SECONDS,
         connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
         pool_size: int = 10,
+        read_url: str | None = None,
     ) -> None:
         if not url.startswith(("postgresql://", "postgres://")):
             raise ValueError(f"not a PostgreSQL URL: {url.split('@')[-1]!r} (expected postgresql://...)")
@@ -85,10 +91,14 @@ class PostgresStore(PostgresModeration):
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._writer = PostgresWriter(budget_seconds)
+        self.replica: ReadReplica | None = None
+        if read_url is not None:
+            self.replica = ReadReplica(read_url, connect_timeout, pool_size, self._settings())
+            self._writer.track_lsn = True
 
     @classmethod
-    def from_url(cls, url: str) -> PostgresStore:
-        return cls(url)
+    def from_url(cls, url: str, read_url: str | None = None) -> PostgresStore:
+        return cls(url, read_url=read_url)
 
     def _settings(self) -> dict[str, str]:
         return {k: v for k, v in SESSION_SETTINGS.items() if f"{k}=" not in self.url}
@@ -128,9 +138,13 @@ class PostgresStore(PostgresModeration):
             server_settings=self._settings(),
         )
         self._writer.start(self._pool)
+        if self.replica is not None:
+            await self.replica.open()
 
     async def close(self) -> None:
         await self._writer.stop()
+        if self.replica is not None:
+            await self.replica.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
@@ -157,6 +171,20 @@ class PostgresStore(PostgresModeration):
 
         return await retrying(attempt, self._budget)
 
+    async def _read_replica(
+        self, work: Callable[[asyncpg.Connection], Awaitable[T]], user_id: str | None
+    ) -> T:
+        """A read the replica may serve: about `user_id`, or the board when None."""
+        if self.replica is not None:
+            with contextlib.suppress(UseThePrimary):
+                return await self.replica.read(work, user_id)
+        return await self._read(work)
+
+    def _wrote(self, user_id: str) -> None:
+        """`user_id`'s write just committed: their reads wait for the replica to replay it."""
+        if self.replica is not None:
+            self.replica.committed(user_id, parse_lsn(self._writer.commit_lsn))
+
     # accounts --------------------------------------------------------------------------------
 
     async def create_user(self, user: User, password_hash: str, now: datetime) -> None:
@@ -175,6 +203,7 @@ class PostgresStore(PostgresModeration):
                 raise UsernameTaken(user.username)
 
         await self._writer.run(insert)
+        self._wrote(user.user_id)
 
     async def credentials(self, username: str) -> Credentials | None:
         key = fold_username(username)
@@ -257,17 +286,19 @@ class PostgresStore(PostgresModeration):
         )
 
     async def redeem(self, request: RedeemRequest) -> Redeemed:
-        return await self._writer.run(lambda c: _redeem(c, request))
+        redeemed = await self._writer.run(lambda c: _redeem(c, request))
+        self._wrote(request.user_id)
+        return redeemed
 
     async def score_of(self, user_id: str) -> ScoreEntry | None:
         key = _canonical(user_id)
         if key is None:
             return None
-        row = await self._read(lambda c: c.fetchrow(_SCORE_OF, key))
+        row = await self._read_replica(lambda c: c.fetchrow(_SCORE_OF, key), user_id)
         return None if row is None else _entry(row)
 
     async def top(self, limit: int) -> list[ScoreEntry]:
-        rows = await self._read(lambda c: c.fetch(_BOARD + " LIMIT $1", limit))
+        rows = await self._read_replica(lambda c: c.fetch(_BOARD + " LIMIT $1", limit), None)
         return [_entry(r) for r in rows]
 
     async def all_scores(self) -> list[ScoreEntry]:
@@ -344,7 +375,7 @@ class PostgresStore(PostgresModeration):
         key = _canonical(user_id)
         if key is None:
             return None
-        rank: int | None = await self._read(lambda c: c.fetchval(_RANK_OF, key))
+        rank: int | None = await self._read_replica(lambda c: c.fetchval(_RANK_OF, key), user_id)
         return rank
 
     # outbox ----------------------------------------------------------------------------------

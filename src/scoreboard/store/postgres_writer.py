@@ -39,6 +39,10 @@ FIRST_BACKOFF = 0.02
 MAX_BACKOFF = 0.5
 MIN_ATTEMPT_SECONDS = 0.25
 
+# Past every commit record written so far: a replica that replayed this far sees those commits.
+_INSERT_LSN = "SELECT pg_current_wal_insert_lsn()::text"
+_STATUS_AND_LSN = "SELECT txid_status($1), pg_current_wal_insert_lsn()::text"
+
 _CONNECTION_LOST = (
     asyncpg.PostgresConnectionError,  # 08*: connection does not exist / failure / rejected
     asyncpg.OperatorInterventionError,  # 57*: admin shutdown (pg_terminate_backend), crash, canceled
@@ -151,6 +155,9 @@ class PostgresWriter:
         self.retries = 0  # batch attempts rolled back by a transient failure and run again
         self.outcomes_learnt = 0  # COMMITs whose answer was lost, settled by asking the server
         self.unknown_outcomes = 0  # batches whose COMMIT outcome could not be learnt
+        # With a read replica: the WAL position past the latest committed batch (read-your-writes).
+        self.track_lsn = False
+        self.commit_lsn = "0/0"
 
     def start(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -233,6 +240,8 @@ class PostgresWriter:
                 xid = await conn.fetchval("SELECT txid_current_if_assigned()")
                 committing = True
                 await conn.execute("COMMIT")
+                if self.track_lsn and xid is not None:
+                    self.commit_lsn = await conn.fetchval(_INSERT_LSN)
             return outcomes
         except Exception as error:
             if committing and xid is not None:
@@ -251,10 +260,11 @@ class PostgresWriter:
         loop = asyncio.get_running_loop()
         backoff = Backoff(max(deadline - loop.time(), 1.0))
         found: str | None = None
+        lsn = self.commit_lsn
         while True:
             try:
                 async with borrowed(self._pool, backoff.remaining()) as conn:
-                    found = await conn.fetchval("SELECT txid_status($1)", xid)
+                    found, lsn = await conn.fetchrow(_STATUS_AND_LSN, xid)
             except Exception as lookup:
                 found = None
                 if not is_transient(lookup):
@@ -268,6 +278,7 @@ class PostgresWriter:
         if found in ("committed", "aborted"):
             self.outcomes_learnt += 1
         if found == "committed":
+            self.commit_lsn = lsn
             return
         if found == "aborted":
             raise _Retry from error
