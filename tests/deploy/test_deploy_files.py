@@ -6,12 +6,15 @@ from __future__ import annotations
 import configparser
 import fnmatch
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
 from scoreboard.cli import parser
 from scoreboard.config import Settings
+from tests.conftest import Api
 from tests.deploy.files import (
     DEPLOY,
     EXAMPLE_MARK,
@@ -78,6 +81,22 @@ def test_compose_runs_three_instances_of_the_image_on_the_three_backends() -> No
             **dict.fromkeys(BACKENDS, "service_healthy"),
         }
     assert len({all_services[name]["image"] for name in instances}) == 1
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    # The Compose Specification's JSON schema, as vendored by check-jsonschema (no network).
+    command = [
+        sys.executable,
+        "-m",
+        "check_jsonschema",
+        "--builtin-schema",
+        "vendor.compose-spec",
+        str(COMPOSE),
+    ]
+
+    checked = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_every_compose_server_has_a_healthcheck_and_jobs_are_one_shot() -> None:
@@ -199,7 +218,10 @@ def test_image_is_built_in_stages_and_runs_slim_python_as_a_non_root_user() -> N
         r"python:\$\{PYTHON_VERSION\}-slim AS runtime|python:3\.1[1-9]-slim AS \w+", final[0].argument
     )
     builder = stages[0][0].argument.split()[-1]
-    assert any(f"from={builder}" in i.argument for i in final if i.keyword in {"RUN", "COPY"})
+    sources = {
+        m for i in final if i.keyword in {"RUN", "COPY"} for m in re.findall(r"from=([\w.-]+)", i.argument)
+    }
+    assert builder in sources  # the runtime takes the builder's wheels
     user = [i for i in final if i.keyword == "USER"][-1].argument
     name = user.split(":")[0]
     assert name not in {"root", "0"}
@@ -264,6 +286,18 @@ def test_image_bakes_in_no_secret_and_its_build_context_leaves_local_state_out()
         "deploy/.env",
     ):
         assert not included(local_state), local_state
+
+
+async def test_every_path_the_image_and_compose_check_answers_200_from_the_app(api: Api) -> None:
+    checks = [" ".join(only(final_stage(), "HEALTHCHECK").exec_form())]
+    checks += [" ".join(s["healthcheck"]["test"]) for name, s in services().items() if name in INSTANCES]
+    paths = {path for check in checks for path in re.findall(r"http://127\.0\.0\.1:8000(/[\w/]*)", check)}
+    assert paths == {"/healthz", "/readyz"}
+
+    for path in sorted(paths):
+        response = await api.http.get(path)
+
+        assert response.status_code == 200, (path, response.text)
 
 
 # --- systemd ---------------------------------------------------------------------------------------

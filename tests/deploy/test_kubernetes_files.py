@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import kubernetes_validate
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -62,6 +63,15 @@ def test_kustomization_applies_the_whole_kit_but_never_the_example_secret() -> N
     )
     images = {image["name"] for image in kustomization()["images"]}
     assert {c["image"] for c in containers("Deployment") + containers("Job")} <= images
+
+
+@pytest.mark.parametrize("version", ["1.28.0", kubernetes_validate.latest_version()])
+def test_every_manifest_is_valid_for_kubernetes_without_unknown_fields(version: str) -> None:
+    documents = manifests() + load_yaml_documents(KUBERNETES / "secret.example.yaml")
+
+    for document in documents:
+        # strict: a misspelt field (which the API server would silently drop) is an error
+        kubernetes_validate.validate(document, version, strict=True)
 
 
 def test_every_pod_runs_as_non_root_on_a_read_only_root_with_no_privileges() -> None:
@@ -170,18 +180,18 @@ def test_config_and_example_secret_are_valid_settings_with_marked_placeholders()
     assert settings.trusted_proxies
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
-async def test_the_probe_paths_answer_200_from_the_app(api: Api, path: str) -> None:
+async def test_every_path_the_pods_are_probed_on_answers_200_from_the_app(api: Api) -> None:
     probed = {
         c[probe]["httpGet"]["path"]
         for c in containers("Deployment")
         for probe in ("readinessProbe", "livenessProbe", "startupProbe")
     }
-    assert path in probed
+    assert probed == {"/healthz", "/readyz"}
 
-    response = await api.http.get(path)
+    for path in sorted(probed):
+        response = await api.http.get(path)
 
-    assert response.status_code == 200, response.text
+        assert response.status_code == 200, (path, response.text)
 
 
 async def test_an_idle_app_exports_the_autoscaler_connection_metric(api: Api) -> None:
