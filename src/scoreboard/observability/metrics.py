@@ -127,6 +127,8 @@ class Metrics:
             ["transport"],
             registry=registry,
         )
+        for transport in ("ws", "sse"):  # a 0 from an idle pod, so the autoscaler can average it
+            self.connections.labels(transport)
         self.messages_sent = Counter(
             "scoreboard_realtime_messages_sent_total",
             "Frames written to real-time clients.",
