@@ -407,7 +407,10 @@ async def drive_python(port: int, tickets: Sequence[Ticket], clients: int, max_s
     )
 
 
-def drive_wrk(port: int, tickets: Sequence[Ticket], clients: int, max_seconds: float, folder: Path) -> Drive:
+def drive_wrk(
+    target: int | str, tickets: Sequence[Ticket], clients: int, max_seconds: float, folder: Path
+) -> Drive:
+    """wrk against a local port or a base URL (e.g. https://… through NGINX)."""
     data = folder / f"wrk-{clients}.txt"
     with data.open("w") as out:
         for ticket in tickets:
@@ -415,7 +418,8 @@ def drive_wrk(port: int, tickets: Sequence[Ticket], clients: int, max_seconds: f
     threads = min(WRK_THREADS, clients)
     hard_stop = math.ceil(max_seconds) + 30  # the script parks every connection at max_seconds
     command = ["wrk", f"-t{threads}", f"-c{clients}", f"-d{hard_stop}s", "--timeout", "30s"]
-    command += ["-s", str(LUA_SCRIPT), f"http://{HOST}:{port}", "--", str(data), str(threads)]
+    url = target if isinstance(target, str) else f"http://{HOST}:{target}"
+    command += ["-s", str(LUA_SCRIPT), url, "--", str(data), str(threads)]
     command += [str(max_seconds)]
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
