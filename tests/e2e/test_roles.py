@@ -146,3 +146,41 @@ async def test_forwarded_for_from_an_untrusted_peer_is_ignored(servers: Servers)
     statuses = await registrations_from(server, ["203.0.113.1", "203.0.113.2", "203.0.113.3"])
 
     assert statuses == [201, 201, 429]  # all three are the real peer, 127.0.0.1
+
+
+async def test_several_workers_on_one_port_share_one_board(servers: Servers) -> None:
+    require("redis")
+    prefix = unique("test")
+    async with private_database() as database:
+        env = {
+            "SCOREBOARD_DATABASE_URL": database,
+            "SCOREBOARD_REDIS_URL": REDIS_URL,
+            "SCOREBOARD_REDIS_PREFIX": prefix,
+            "SCOREBOARD_JWT_SECRET": secrets.token_urlsafe(48),
+            "SCOREBOARD_ACTION_POLICY": "open",
+        }
+        server = servers.start("workers", env=env, args=("--workers", "2"))
+        try:
+            children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+            workers = [pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            watchers = [connect(f"ws://127.0.0.1:{server.port}/ws") for _ in range(12)]
+            sockets = [await watcher.__aenter__() for watcher in watchers]
+            for ws in sockets:
+                await ws.send(SUBSCRIBE)
+                assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "snapshot"
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as api:
+                user_id, auth = await player(api)
+                for _ in range(3):
+                    body = {"user_id": user_id, "action_id": str(uuid.uuid4())}
+                    assert (await api.post("/api/score/update", json=body, headers=auth)).status_code == 200
+            seen = [
+                [json.loads(await asyncio.wait_for(ws.recv(), 5))["seq"] for _ in range(3)] for ws in sockets
+            ]
+            for watcher in watchers:
+                await watcher.__aexit__(None, None, None)
+        finally:
+            server.stop()
+            await delete_redis_prefix(prefix)
+
+    assert len(workers) == 2, "two worker processes under one supervisor"
+    assert len({tuple(seqs) for seqs in seen}) == 1, "every socket, on either worker, saw the same updates"
