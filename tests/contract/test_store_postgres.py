@@ -176,6 +176,30 @@ async def test_a_refused_write_rolls_back_alone_in_its_batch(database: str) -> N
         assert (await score(store, owner), await score(store, thief)) == (10, 0)
 
 
+async def test_batches_of_two_writers_take_user_rows_in_one_order_so_they_never_deadlock(
+    database: str,
+) -> None:
+    """Two instances' writers, each holding its batch's row locks until its COMMIT, given the same
+    users in opposite orders: a deadlock would cost a second's wait (deadlock_timeout) and a retry."""
+    async with opened(database) as first, opened(database) as second:
+        users = [await new_user(first) for _ in range(6)]
+        deadlocks_before = await fetchval(database, DEADLOCKS)
+        for _ in range(15):
+            mine = [(user, await new_ticket(first, user)) for user in users]
+            theirs = [(user, await new_ticket(first, user)) for user in reversed(users)]
+            await asyncio.gather(
+                *(first.redeem(redeeming(user, ticket.action_id)) for user, ticket in mine),
+                *(second.redeem(redeeming(user, ticket.action_id)) for user, ticket in theirs),
+            )
+        deadlocks = await fetchval(database, DEADLOCKS)
+
+    assert deadlocks == deadlocks_before
+    assert first._writer.retries == second._writer.retries == 0
+
+
+DEADLOCKS = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+
+
 # faults ----------------------------------------------------------------------------------------
 
 

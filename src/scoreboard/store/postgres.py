@@ -286,7 +286,7 @@ class PostgresStore(PostgresModeration):
         )
 
     async def redeem(self, request: RedeemRequest) -> Redeemed:
-        redeemed = await self._writer.run(lambda c: _redeem(c, request))
+        redeemed = await self._writer.run(lambda c: _redeem(c, request), lock_key=request.user_id)
         self._wrote(request.user_id)
         return redeemed
 

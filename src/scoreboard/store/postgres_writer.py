@@ -131,6 +131,7 @@ class _Job:
     work: Work
     future: asyncio.Future[Any]
     deadline: float
+    lock_key: str = ""
 
 
 _Outcome = tuple[_Job, Any, BaseException | None]
@@ -165,14 +166,18 @@ class PostgresWriter:
         self._jobs = jobs
         self._task = asyncio.get_running_loop().create_task(self._run(jobs), name="scoreboard-pg-writer")
 
-    async def run(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """Run `work(conn)` in the next batch; returns once that batch has committed."""
+    async def run(self, work: Callable[[asyncpg.Connection], Awaitable[T]], lock_key: str = "") -> T:
+        """Run `work(conn)` in the next batch; returns once that batch has committed.
+
+        `lock_key` names the row `work` locks (a user id). A batch runs its writes in key order
+        (arrival order within a key), so batches of several instances — each holding its locks
+        until its one COMMIT — take shared rows in the same order and cannot deadlock."""
         jobs, task = self._jobs, self._task
         if jobs is None or task is None or task.done():
             raise StoreUnavailable("the database writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        jobs.put_nowait(_Job(work, future, loop.time() + self._budget))
+        jobs.put_nowait(_Job(work, future, loop.time() + self._budget, lock_key))
         return await future
 
     async def stop(self) -> None:
@@ -199,6 +204,7 @@ class PostgresWriter:
                 jobs.put_nowait(None)  # finish this batch, then stop
                 break
             batch.append(job)
+        batch.sort(key=lambda job: job.lock_key)  # stable: one key's writes keep their order
         return batch
 
     async def _execute(self, batch: list[_Job]) -> None:
