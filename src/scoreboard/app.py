@@ -22,6 +22,7 @@ from scoreboard.auth.tokens import AccessTokens
 from scoreboard.broker.base import ScoreEvents
 from scoreboard.config import Settings
 from scoreboard.domain.model import Board
+from scoreboard.observability.calls import instrument_backends
 from scoreboard.observability.logging import configure_logging, get_logger
 from scoreboard.observability.metrics import Metrics
 from scoreboard.realtime import sse, websocket
@@ -54,6 +55,7 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
     """Every service and adapter, not yet connected."""
     metrics = Metrics()
     backends = open_backends(settings)
+    instrument_backends(backends, metrics)
     store, board, broker = backends.store, backends.board, backends.broker
     store.observe_commits(metrics.store_batch_size.observe)
     key = signing_key(settings)
@@ -125,6 +127,7 @@ async def serving(container: Container, hub: Hub, clock: Clock) -> AsyncIterator
         await container.revocations.close()
         await container.board.close()
         await container.store.close()
+        container.metrics.process_exiting()
         log.info("app.stopped")
 
 

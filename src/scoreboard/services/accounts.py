@@ -15,6 +15,7 @@ from scoreboard.domain.errors import InvalidCredentials, InvalidInput, InvalidRe
 from scoreboard.domain.model import Principal, Role, User
 from scoreboard.observability.logging import get_logger
 from scoreboard.observability.metrics import Metrics
+from scoreboard.observability.security import security_event
 from scoreboard.revocations.base import Revocations
 from scoreboard.services.clock import Clock
 from scoreboard.services.limits import LimitSet, Throttle
@@ -87,7 +88,7 @@ class AccountService:
             for key in keys:
                 await self._throttle.count(self._limits.login, key)
             self._metrics.logins.labels("failed").inc()
-            log.warning("login.failed", address=address)
+            security_event(self._metrics, "login_failed", username=username)
             raise InvalidCredentials()
         user = credentials.user
         if self._passwords.needs_rehash(credentials.password_hash):

@@ -12,6 +12,7 @@ from scoreboard.domain.errors import RateLimited
 from scoreboard.limiter.base import ALLOWED, RateLimiter, Rules, Verdict
 from scoreboard.observability.logging import get_logger
 from scoreboard.observability.metrics import Metrics
+from scoreboard.observability.security import security_event
 
 log = get_logger("scoreboard.limits")
 
@@ -46,11 +47,11 @@ class Throttle:
 
     async def hit(self, rules: Rules, key: str) -> None:
         if rules.enabled:
-            self._refuse_unless(rules, await self._ask(self._limiter.hit, rules, key))
+            self._refuse_unless(rules, key, await self._ask(self._limiter.hit, rules, key))
 
     async def peek(self, rules: Rules, key: str) -> None:
         if rules.enabled:
-            self._refuse_unless(rules, await self._ask(self._limiter.peek, rules, key))
+            self._refuse_unless(rules, key, await self._ask(self._limiter.peek, rules, key))
 
     async def count(self, rules: Rules, key: str) -> None:
         """Record an attempt without refusing this one (failed logins count toward the next)."""
@@ -67,9 +68,10 @@ class Throttle:
             log.warning("ratelimit.unavailable", limit=rules.name, error=str(error))
             return ALLOWED
 
-    def _refuse_unless(self, rules: Rules, verdict: Verdict) -> None:
+    def _refuse_unless(self, rules: Rules, key: str, verdict: Verdict) -> None:
         if verdict.allowed:
             return
         self._metrics.rate_limited.labels(rules.name).inc()
+        security_event(self._metrics, "rate_limited", limit=rules.name, subject=key)
         what = rules.name.replace("_", " ")
         raise RateLimited(what, verdict.reset_seconds, verdict.limit, verdict.remaining, rules.policy)
