@@ -23,6 +23,7 @@ from scoreboard.broker.base import ScoreEvents
 from scoreboard.config import Settings
 from scoreboard.domain.model import Board
 from scoreboard.observability.calls import instrument_backends
+from scoreboard.observability.errors import setup_errors, stop_errors
 from scoreboard.observability.logging import configure_logging, get_logger
 from scoreboard.observability.metrics import Metrics
 from scoreboard.realtime import sse, websocket
@@ -135,13 +136,18 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     """The ASGI app. Nothing is connected until its lifespan starts."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_format, settings.log_level)
+    reporting = setup_errors(settings)
     container = build_container(settings, clock)
     hub = Hub(container.metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with serving(container, hub, clock):
-            yield
+        try:
+            async with serving(container, hub, clock):
+                yield
+        finally:
+            if reporting:
+                stop_errors()
 
     app = FastAPI(
         title="scoreboard",

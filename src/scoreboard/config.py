@@ -46,6 +46,10 @@ class Settings:
     log_format: str = field(default_factory=lambda: "console" if sys.stderr.isatty() else "json")
     log_level: str = "info"
     max_body_bytes: int = 4096
+    # Observability (docs/operations.md): error reports, traces, the deployment's name in both.
+    sentry_dsn: str | None = field(default=None, repr=False)
+    environment: str = "production"
+    otel_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -66,8 +70,10 @@ class Settings:
                 f"SCOREBOARD_DATABASE_URL={self.database_url!r}: expected sqlite:///path or"
                 " postgresql://user@host:port/db"
             )
-        if self.log_format not in {"console", "json"}:
-            raise SettingsError(f"SCOREBOARD_LOG_FORMAT={self.log_format!r}: expected console or json")
+        if self.log_format not in {"console", "json", "cloudwatch"}:
+            raise SettingsError(
+                f"SCOREBOARD_LOG_FORMAT={self.log_format!r}: expected console, json or cloudwatch"
+            )
         if self.access_token_ttl_seconds < 30:
             raise SettingsError("SCOREBOARD_ACCESS_TOKEN_TTL_SECONDS must be at least 30")
 

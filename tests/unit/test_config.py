@@ -91,7 +91,7 @@ def test_blank_value_means_the_default() -> None:
         ("SCOREBOARD_PUBLIC_SCOREBOARD", "maybe", "expected true or false"),
         ("SCOREBOARD_ACTION_POLICY", "closed", "expected ticketed or open"),
         ("SCOREBOARD_DATABASE_URL", "mysql://db/scores", "expected sqlite:///path or postgresql://"),
-        ("SCOREBOARD_LOG_FORMAT", "xml", "expected console or json"),
+        ("SCOREBOARD_LOG_FORMAT", "xml", "expected console, json or cloudwatch"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, raw: str, expected: str) -> None:
