@@ -14,7 +14,7 @@ from types import TracebackType
 @dataclass(frozen=True)
 class Received:
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case
     body: bytes  # decompressed
 
 
@@ -42,7 +42,9 @@ class HttpSink:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 encoding = self.headers.get("content-encoding", "")
-                item = Received(self.path, dict(self.headers.items()), _decoded(body, encoding))
+                item = Received(
+                    self.path, {k.lower(): v for k, v in self.headers.items()}, _decoded(body, encoding)
+                )
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.end_headers()

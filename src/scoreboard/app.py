@@ -26,6 +26,7 @@ from scoreboard.observability.calls import instrument_backends
 from scoreboard.observability.errors import setup_errors, stop_errors
 from scoreboard.observability.logging import configure_logging, get_logger
 from scoreboard.observability.metrics import Metrics
+from scoreboard.observability.tracing import TracedRequests, setup_tracing
 from scoreboard.realtime import sse, websocket
 from scoreboard.realtime.hub import Hub
 from scoreboard.realtime.messages import encode_update
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     configure_logging(settings.log_format, settings.log_level)
     reporting = setup_errors(settings)
     container = build_container(settings, clock)
+    tracer_provider = setup_tracing(settings, container)
     hub = Hub(container.metrics)
 
     @contextlib.asynccontextmanager
@@ -148,6 +150,8 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
         finally:
             if reporting:
                 stop_errors()
+            if tracer_provider is not None:
+                tracer_provider.shutdown()
 
     app = FastAPI(
         title="scoreboard",
@@ -160,6 +164,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     )
     app.state.container = container
     app.state.hub = hub
+    app.state.tracer_provider = tracer_provider
     problems.install(app)
     api_openapi.install(app)
     routers = (
@@ -172,6 +177,8 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     for router in routers:
         app.include_router(router)
     app.add_middleware(FastLane, routes=hot_routes.ROUTES, sockets=websocket.SOCKETS)
+    if tracer_provider is not None:
+        app.add_middleware(TracedRequests, provider=tracer_provider)
     app.add_middleware(RequestContext, metrics=container.metrics)
     return app
 
