@@ -6,14 +6,17 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import os
 import secrets
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import scoreboard
 from scoreboard.config import Settings, SettingsError
 from scoreboard.observability.logging import configure_logging
+from scoreboard.observability.metrics import MULTIPROC_ENV
 from scoreboard.server_options import UVICORN_OPTIONS
 
 DESCRIPTION = """\
@@ -36,15 +39,32 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     _migrate(settings, quiet=True)
     print(f"scoreboard: serving on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
-    uvicorn.run(
-        "scoreboard.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        **UVICORN_OPTIONS,
-    )
+    with _shared_metrics(args.workers):
+        uvicorn.run(
+            "scoreboard.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            **UVICORN_OPTIONS,
+        )
     return 0
+
+
+@contextlib.contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """With several workers, each must write its metrics where /metrics (answered by any one of
+    them) can sum them: prometheus_client's multiprocess mode, in a fresh folder removed at exit,
+    unless the operator chose the folder (PROMETHEUS_MULTIPROC_DIR)."""
+    if workers <= 1 or os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="scoreboard-metrics-") as folder:
+        os.environ[MULTIPROC_ENV] = folder  # the workers inherit it
+        try:
+            yield
+        finally:
+            os.environ.pop(MULTIPROC_ENV, None)
 
 
 def _migrate(settings: Settings, quiet: bool = False) -> int:
