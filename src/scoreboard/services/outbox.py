@@ -63,7 +63,7 @@ class OutboxRelay:
             await self._scores.apply(event.entry, event.event_id)
         await self.flush()
         if overdue:
-            log.info("outbox.replayed", events=len(overdue))
+            log.info("outbox.replayed", events=len(overdue), oldest_age_seconds=round(oldest, 3))
         return len(overdue)
 
     async def flush(self) -> None:
