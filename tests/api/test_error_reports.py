@@ -13,6 +13,8 @@ import sentry_sdk
 
 import scoreboard
 from scoreboard.config import Settings
+from scoreboard.observability.errors import REDACTED, scrub
+from tests.api.support import forge
 from tests.conftest import PASSWORD, Api
 from tests.sinks import HttpSink
 
@@ -91,3 +93,33 @@ async def test_without_a_dsn_nothing_is_reported(api: Api, sink: HttpSink) -> No
 
     assert response.status_code == 500
     assert not sentry_sdk.is_initialized()
+
+
+def test_reports_lose_bodies_cookies_and_anything_shaped_like_a_credential() -> None:
+    token = forge()
+    event = {
+        "message": f"failed for Bearer {token}",
+        "request": {
+            "url": "http://x/api",
+            "data": {"password": PASSWORD},
+            "cookies": {"a": "b"},
+            "headers": {},
+        },
+        "extra": {
+            "seen": [f"token was {token}", 7],
+            "note": "bearer: opaque-access-value",
+            "query": "refresh_token=opaque-refresh-value&x=1",
+        },
+    }
+
+    scrubbed = scrub(event, None)
+
+    text = json.dumps(scrubbed)
+    assert token not in text
+    assert token.rsplit(".", 1)[1] not in text
+    assert PASSWORD not in text
+    assert "opaque-access-value" not in text
+    assert "opaque-refresh-value" not in text
+    assert scrubbed["extra"]["query"] == f"{REDACTED}&x=1"
+    assert scrubbed["request"] == {"url": "http://x/api"}
+    assert scrubbed["extra"]["seen"] == [f"token was {REDACTED}", 7]

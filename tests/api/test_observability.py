@@ -48,6 +48,7 @@ async def test_a_scripted_run_moves_every_write_path_metric_by_what_it_did(api: 
         assert (await api.update(alice, action_id)).status_code == 200
     assert (await api.update(alice, tickets[0])).status_code == 409
     assert (await api.update(bob, await api.ticket(bob), user_id=alice.user_id)).status_code == 403
+    assert (await api.update(bob, await api.ticket(alice))).status_code == 403  # not bob's ticket
     after = await metrics_text(api)
 
     def moved(name: str, **labels: str) -> float:
@@ -55,14 +56,14 @@ async def test_a_scripted_run_moves_every_write_path_metric_by_what_it_did(api: 
 
     assert moved("scoreboard_score_updates_total", outcome="applied") == 3
     assert moved("scoreboard_score_updates_total", outcome="duplicate") == 1
-    assert moved("scoreboard_score_updates_total", outcome="forbidden") == 1
+    assert moved("scoreboard_score_updates_total", outcome="forbidden") == 2
     assert moved("scoreboard_points_awarded_total") == 3  # the default action is worth 1
     assert moved("scoreboard_top_changes_total") == 3  # alice's score is on the board each time
-    assert moved("scoreboard_security_events_total", event="forbidden") == 1
-    # Every redemption that reached the Store was timed, the duplicate included (an answer, not
-    # an error); the one refused before the Store never reached it.
+    assert moved("scoreboard_security_events_total", event="forbidden") == 2
+    # Every redemption that reached the Store was timed, the duplicate and the refused ticket
+    # included (answers, not errors); the one refused before the Store never reached it.
     redeem = {"backend": "database", "operation": "redeem"}
-    assert moved("scoreboard_backend_call_duration_seconds_count", **redeem) == 4
+    assert moved("scoreboard_backend_call_duration_seconds_count", **redeem) == 5
     assert moved("scoreboard_backend_call_errors_total", **redeem) == 0
     assert moved("scoreboard_backend_call_duration_seconds_count", backend="cache", operation="apply") == 3
     assert metric(after, "scoreboard_build_info", version="0.1.0") == 1

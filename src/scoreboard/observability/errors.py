@@ -28,7 +28,9 @@ _SECRET_KEYS = [
 ]
 _SECRET_TEXT = re.compile(
     r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"  # a JWT
-    r"|(?i:bearer)\s+\S+"  # an Authorization value
+    r"|(?i:bearer)[\s:=]+\S+"  # an Authorization value
+    # name=value or "name": "value" for a secret's name (a query string, a repr, a message)
+    r"|(?i:(?:access|refresh|csrf)_token|password|cookie)[\"']?\s*[:=]\s*[\"']?[^\s\"'&,;}]+"
 )
 REDACTED = "[redacted]"
 

@@ -85,14 +85,7 @@ class ScoreService:
     async def update(self, caller: Principal, user_id: str, action_id: str) -> ScoreUpdated:
         """Redeem `action_id` for `user_id`: exactly once, then apply it to the board."""
         if not caller.may_act_for(user_id):
-            security_event(
-                self._metrics,
-                "forbidden",
-                reason="acting for another user",
-                user_id=caller.user_id,
-                target_user_id=user_id,
-                action_id=action_id,
-            )
+            self._forbidden(caller, user_id, action_id, "acting for another user")
             raise ActingForAnotherUser()
         open_points = self._catalog.open_policy_points if self._policy is ActionPolicy.OPEN else None
         request = RedeemRequest(user_id, action_id, self._clock(), self._min_seconds, open_points)
@@ -100,14 +93,7 @@ class ScoreService:
         try:
             updated = await asyncio.shield(self._redeem_and_apply(request))
         except ActionNotPermitted as refused:
-            security_event(
-                self._metrics,
-                "forbidden",
-                reason=str(refused),
-                user_id=caller.user_id,
-                target_user_id=user_id,
-                action_id=action_id,
-            )
+            self._forbidden(caller, user_id, action_id, str(refused))
             raise
         # Carried by the request's one log line (api/middleware.py), not a line of its own. Bound
         # here, not in the shielded task: that task runs in a copy of the log context.
@@ -119,6 +105,16 @@ class ScoreService:
             rank=updated.rank,
         )
         return updated
+
+    def _forbidden(self, caller: Principal, user_id: str, action_id: str, reason: str) -> None:
+        security_event(
+            self._metrics,
+            "forbidden",
+            reason=reason,
+            user_id=caller.user_id,
+            target_user_id=user_id,
+            action_id=action_id,
+        )
 
     async def _redeem_and_apply(self, request: RedeemRequest) -> ScoreUpdated:
         redeemed = await self._store.redeem(request)
