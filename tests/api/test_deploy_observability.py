@@ -79,6 +79,23 @@ def dashboard_exprs() -> list[str]:
     return [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
 
 
+def test_the_dashboard_is_well_formed_for_grafana() -> None:
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text("utf-8"))
+    panels = dashboard["panels"]
+    ids = [panel["id"] for panel in panels]
+
+    assert dashboard["uid"] and dashboard["title"]
+    assert len(ids) == len(set(ids))
+    assert [v["name"] for v in dashboard["templating"]["list"]] == ["datasource"]
+    for panel in panels:
+        assert set(panel["gridPos"]) == {"h", "w", "x", "y"}
+        assert panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == "${datasource}"
+            refs = [target["refId"] for target in panel["targets"]]
+            assert refs and len(refs) == len(set(refs)), panel["title"]
+
+
 def alert_rules() -> list[dict[str, Any]]:
     document = yaml.safe_load((DEPLOY / "prometheus-alerts.yml").read_text("utf-8"))
     return [rule for group in document["groups"] for rule in group["rules"]]

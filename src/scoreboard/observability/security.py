@@ -24,6 +24,7 @@ COMMON_FIELDS: Final = frozenset(
 EVENTS: Final[dict[str, tuple[str, ...]]] = {
     "login_failed": ("username",),
     "token_rejected": ("reason", "user_id"),
+    "refresh_reused": ("user_id", "family_id"),
     "forbidden": ("reason", "user_id", "target_user_id", "action_id"),
     "rate_limited": ("limit", "subject"),
     "banned": ("user_id", "actor_id", "reason"),

@@ -103,7 +103,9 @@ class AccountService:
         if record is None:
             raise InvalidRefreshToken("unknown")
         if record.spent:
-            log.warning("refresh.reused", user_id=record.user_id, family_id=record.family_id)
+            security_event(
+                self._metrics, "refresh_reused", user_id=record.user_id, family_id=record.family_id
+            )
             raise InvalidRefreshToken("already used; every token of its family is now revoked")
         if record.revoked or record.expires_at <= now:
             raise InvalidRefreshToken("revoked or expired")
