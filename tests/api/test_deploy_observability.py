@@ -84,7 +84,7 @@ def test_the_dashboard_is_well_formed_for_grafana() -> None:
     panels = dashboard["panels"]
     ids = [panel["id"] for panel in panels]
 
-    assert dashboard["uid"] and dashboard["title"]
+    assert dashboard["uid"] == "scoreboard-overview"
     assert len(ids) == len(set(ids))
     assert [v["name"] for v in dashboard["templating"]["list"]] == ["datasource"]
     for panel in panels:
@@ -93,7 +93,8 @@ def test_the_dashboard_is_well_formed_for_grafana() -> None:
         if panel["type"] != "row":
             assert panel["datasource"]["uid"] == "${datasource}"
             refs = [target["refId"] for target in panel["targets"]]
-            assert refs and len(refs) == len(set(refs)), panel["title"]
+            assert refs, panel["title"]
+            assert len(refs) == len(set(refs)), panel["title"]
 
 
 def alert_rules() -> list[dict[str, Any]]:
