@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from scoreboard.domain.actions import ActionCatalog, ActionPolicy, ActionType
 
@@ -76,6 +77,19 @@ class Settings:
             )
         if self.access_token_ttl_seconds < 30:
             raise SettingsError("SCOREBOARD_ACCESS_TOKEN_TTL_SECONDS must be at least 30")
+        self._validate_observability()
+
+    def _validate_observability(self) -> None:
+        if self.sentry_dsn is not None:
+            dsn = urlsplit(self.sentry_dsn)
+            if dsn.scheme not in {"http", "https"} or not dsn.username or not dsn.path.strip("/"):
+                # The value is not echoed: a DSN carries a key.
+                raise SettingsError("SCOREBOARD_SENTRY_DSN: expected https://<key>@<host>/<project id>")
+        if self.otel_endpoint is not None and urlsplit(self.otel_endpoint).scheme not in {"http", "https"}:
+            raise SettingsError(
+                f"SCOREBOARD_OTEL_ENDPOINT={self.otel_endpoint!r}: expected an OTLP/HTTP URL such as"
+                " http://collector:4318"
+            )
 
     @property
     def data_folder(self) -> Path:

@@ -92,6 +92,13 @@ def test_blank_value_means_the_default() -> None:
         ("SCOREBOARD_ACTION_POLICY", "closed", "expected ticketed or open"),
         ("SCOREBOARD_DATABASE_URL", "mysql://db/scores", "expected sqlite:///path or postgresql://"),
         ("SCOREBOARD_LOG_FORMAT", "xml", "expected console, json or cloudwatch"),
+        ("SCOREBOARD_SENTRY_DSN", "sentry.example.com/1", "expected https://<key>@<host>/<project id>"),
+        (
+            "SCOREBOARD_SENTRY_DSN",
+            "https://sentry.example.com/1",
+            "expected https://<key>@<host>/<project id>",
+        ),
+        ("SCOREBOARD_OTEL_ENDPOINT", "collector:4318", "expected an OTLP/HTTP URL"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, raw: str, expected: str) -> None:
@@ -181,3 +188,27 @@ def test_unreadable_action_types_file_names_the_variable(tmp_path: Path) -> None
         load_action_types(tmp_path / "missing.toml")
     with pytest.raises(SettingsError, match="SCOREBOARD_ACTION_TYPES_FILE"):
         load_action_types(write(tmp_path, "[action_types.quiz\n"))
+
+
+def test_a_bad_sentry_dsn_is_refused_without_echoing_its_key() -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"SCOREBOARD_SENTRY_DSN": "ftp://key0123456789@sentry.example.com/1"})
+
+    assert "key0123456789" not in str(refused.value)
+
+
+def test_observability_settings_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "SCOREBOARD_SENTRY_DSN": "https://public@sentry.example.com/42",
+            "SCOREBOARD_ENVIRONMENT": "staging",
+            "SCOREBOARD_OTEL_ENDPOINT": "http://collector:4318",
+            "SCOREBOARD_LOG_FORMAT": "cloudwatch",
+        }
+    )
+
+    assert settings.sentry_dsn == "https://public@sentry.example.com/42"
+    assert "public@" not in repr(settings)
+    assert settings.environment == "staging"
+    assert settings.otel_endpoint == "http://collector:4318"
+    assert settings.log_format == "cloudwatch"
