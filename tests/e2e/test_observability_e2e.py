@@ -3,8 +3,11 @@ whole API run that never contain a secret the run used."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -12,6 +15,7 @@ import pytest
 from tests.api.support import metric
 from tests.backends import REDIS_URL, require
 from tests.conftest import PASSWORD
+from tests.e2e.live_clients import Game, streaming, watching
 from tests.e2e.server import Server, Servers
 from tests.isolation import delete_redis_prefix, unique
 from tests.postgres_support import private_database
@@ -117,3 +121,47 @@ def test_the_logs_of_a_full_api_run_never_contain_a_secret_it_used(servers: Serv
         assert secret not in logs
         if secret.count(".") == 2:  # a JWT: not even its signature
             assert secret.rsplit(".", 1)[1] not in logs
+
+
+async def test_realtime_metrics_follow_real_subscribers(servers: Servers) -> None:
+    server = servers.start(env={"SCOREBOARD_ACTION_POLICY": "open"})
+    game = Game(server)
+    try:
+        player = await game.join()
+        async with watching(server) as first, watching(server) as second, streaming(server) as stream:
+            for watcher in (first, second):
+                assert (await watcher.next())["type"] == "snapshot"
+            await stream.next()
+            await game.score(player)
+            for watcher in (first, second):
+                assert (await watcher.next())["type"] == "update"
+            await stream.next()
+            # A stream counts a frame once written, just after the client may have read it.
+            during = await metrics_when(
+                game,
+                lambda text: metric(text, "scoreboard_realtime_messages_sent_total", transport="sse") == 2,
+            )
+        after = await metrics_when(
+            game, lambda text: metric(text, "scoreboard_realtime_connections", transport="ws") == 0
+        )
+    finally:
+        await game.http.aclose()
+
+    assert metric(during, "scoreboard_realtime_connections", transport="ws") == 2
+    assert metric(during, "scoreboard_realtime_connections", transport="sse") == 1
+    ws_frames = metric(during, "scoreboard_realtime_messages_sent_total", transport="ws")
+    assert ws_frames == 4  # 2 snapshots, 2 updates
+    assert metric(during, "scoreboard_realtime_messages_sent_total", transport="sse") == 2
+    assert metric(during, "scoreboard_broadcast_duration_seconds_count") == 1
+    assert metric(during, "scoreboard_top_changes_total") == 1
+    assert metric(after, "scoreboard_realtime_connections", transport="sse") == 0
+
+
+async def metrics_when(game: Game, ready: Callable[[str], bool], within: float = 5.0) -> str:
+    """/metrics once `ready` holds (a disconnect is noticed asynchronously), or at the deadline."""
+    deadline = time.monotonic() + within
+    while True:
+        text = (await game.http.get("/metrics")).text
+        if ready(text) or time.monotonic() > deadline:
+            return text
+        await asyncio.sleep(0.05)
