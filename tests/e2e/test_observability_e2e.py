@@ -136,25 +136,28 @@ async def test_realtime_metrics_follow_real_subscribers(servers: Servers) -> Non
             for watcher in (first, second):
                 assert (await watcher.next())["type"] == "update"
             await stream.next()
-            # A stream counts a frame once written, just after the client may have read it.
-            during = await metrics_when(
-                game,
-                lambda text: metric(text, "scoreboard_realtime_messages_sent_total", transport="sse") == 2,
-            )
-        after = await metrics_when(
-            game, lambda text: metric(text, "scoreboard_realtime_connections", transport="ws") == 0
-        )
+            # A frame is counted once written: just after the client may have read it.
+            during = await metrics_when(game, lambda text: sent(text, "ws") == 4 and sent(text, "sse") == 2)
+        after = await metrics_when(game, lambda text: connected(text, "ws") == connected(text, "sse") == 0)
     finally:
         await game.http.aclose()
 
-    assert metric(during, "scoreboard_realtime_connections", transport="ws") == 2
-    assert metric(during, "scoreboard_realtime_connections", transport="sse") == 1
-    ws_frames = metric(during, "scoreboard_realtime_messages_sent_total", transport="ws")
-    assert ws_frames == 4  # 2 snapshots, 2 updates
-    assert metric(during, "scoreboard_realtime_messages_sent_total", transport="sse") == 2
+    assert connected(during, "ws") == 2
+    assert connected(during, "sse") == 1
+    assert sent(during, "ws") == 4  # 2 snapshots, 2 updates
+    assert sent(during, "sse") == 2
     assert metric(during, "scoreboard_broadcast_duration_seconds_count") == 1
     assert metric(during, "scoreboard_top_changes_total") == 1
-    assert metric(after, "scoreboard_realtime_connections", transport="sse") == 0
+    assert connected(after, "ws") == 0
+    assert connected(after, "sse") == 0
+
+
+def sent(text: str, transport: str) -> float:
+    return metric(text, "scoreboard_realtime_messages_sent_total", transport=transport)
+
+
+def connected(text: str, transport: str) -> float:
+    return metric(text, "scoreboard_realtime_connections", transport=transport)
 
 
 async def metrics_when(game: Game, ready: Callable[[str], bool], within: float = 5.0) -> str:
