@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,22 @@ def test_short_existing_secret_is_refused(tmp_path: Path) -> None:
 def test_symmetric_key_refuses_a_short_secret() -> None:
     with pytest.raises(ValueError, match="at least 32 characters"):
         symmetric_key("short")
+
+
+def test_concurrent_first_starts_agree_on_one_complete_secret(tmp_path: Path) -> None:
+    """Several workers starting at once: none may read the file before its secret is written."""
+    starters = 8
+    for attempt in range(25):
+        path = tmp_path / f"jwt-{attempt}.secret"
+        barrier = threading.Barrier(starters)
+
+        def start(path: Path = path, barrier: threading.Barrier = barrier) -> str:
+            barrier.wait()
+            return load_or_create_secret(path)
+
+        with ThreadPoolExecutor(starters) as pool:
+            secrets = list(pool.map(lambda _: start(), range(starters)))
+
+        assert len(set(secrets)) == 1
+        assert path.read_text("utf-8") == secrets[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"jwt-{i}.secret" for i in range(25))
