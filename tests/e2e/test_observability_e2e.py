@@ -92,6 +92,7 @@ def test_the_logs_of_a_full_api_run_never_contain_a_secret_it_used(servers: Serv
             "/api/score/update", json={"user_id": user_id, "action_id": action}, headers=bearer
         )
         assert update.status_code == 200
+        assert update.headers["x-request-id"] == "flow-1"
         # Cookie-authenticated write: the cookie plus the CSRF header.
         ticket = http.post("/api/actions", json={"type": "default"}, headers={"X-CSRF-Token": csrf})
         assert ticket.status_code == 201, ticket.text
@@ -109,7 +110,10 @@ def test_the_logs_of_a_full_api_run_never_contain_a_secret_it_used(servers: Serv
     logs = server.stderr + server.stdout
 
     lines = [json.loads(line) for line in server.stderr.splitlines() if line.startswith("{")]
-    assert any(line.get("request_id") == "flow-1" and line.get("outcome") == "applied" for line in lines)
+    flow = [line for line in lines if line.get("request_id") == "flow-1"]
+    assert [line["event"] for line in flow] == ["http.request"] * 2  # the ticket, then the update
+    assert flow[1]["outcome"] == "applied"
+    assert all(line["user_id"] == user_id for line in flow)
     security = {line["event"] for line in lines if line.get("logger") == "scoreboard.security"}
     assert security == {
         "security.login_failed",
