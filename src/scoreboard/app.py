@@ -22,8 +22,11 @@ from scoreboard.auth.passwords import Passwords
 from scoreboard.broker.base import ScoreEvents
 from scoreboard.config import Settings
 from scoreboard.domain.model import Board
+from scoreboard.observability.calls import instrument_backends
+from scoreboard.observability.errors import setup_errors, stop_errors
 from scoreboard.observability.logging import configure_logging, get_logger
 from scoreboard.observability.metrics import Metrics
+from scoreboard.observability.tracing import TracedRequests, setup_tracing
 from scoreboard.realtime import sse, websocket
 from scoreboard.realtime.farewell import farewell_on_stop
 from scoreboard.realtime.gate import ConnectionGate
@@ -46,6 +49,7 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
     """Every service and adapter, not yet connected."""
     metrics = Metrics()
     backends = open_backends(settings)
+    instrument_backends(backends, metrics)
     store, board, broker = backends.store, backends.board, backends.broker
     store.observe_commits(metrics.store_batch_size.observe)
     tokens = access_tokens(settings, lambda outcome: metrics.jwks_fetches.labels(outcome).inc())
@@ -128,6 +132,7 @@ async def serving(container: Container, hub: Hub, clock: Clock) -> AsyncIterator
         await container.revocations.close()
         await container.board.close()
         await container.store.close()
+        container.metrics.process_exiting()
         log.info("app.stopped")
 
 
@@ -135,13 +140,21 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     """The ASGI app. Nothing is connected until its lifespan starts."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_format, settings.log_level)
+    reporting = setup_errors(settings)
     container = build_container(settings, clock)
+    tracer_provider = setup_tracing(settings, container)
     hub = Hub(container.metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with serving(container, hub, clock):
-            yield
+        try:
+            async with serving(container, hub, clock):
+                yield
+        finally:
+            if reporting:
+                stop_errors()
+            if tracer_provider is not None:
+                tracer_provider.shutdown()
 
     app = FastAPI(
         title="scoreboard",
@@ -155,12 +168,15 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     app.state.container = container
     app.state.hub = hub
     app.state.gate = ConnectionGate(settings.ws_max_connections, settings.ws_max_connections_per_address)
+    app.state.tracer_provider = tracer_provider
     problems.install(app)
     api_openapi.install(app)
     for router in _routers(settings):
         app.include_router(router)
     app.add_middleware(FastLane, routes=hot_routes.routes(settings), sockets=_sockets(settings))
     cors.install(app, settings)  # outside the fast lane, so the hot routes answer preflights too
+    if tracer_provider is not None:
+        app.add_middleware(TracedRequests, provider=tracer_provider)
     app.add_middleware(RequestContext, metrics=container.metrics)
     return app
 

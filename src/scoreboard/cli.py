@@ -9,13 +9,15 @@ import getpass
 import os
 import secrets
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import scoreboard
 from scoreboard.config import ROLES, Settings, SettingsError
 from scoreboard.observability.logging import configure_logging
+from scoreboard.observability.metrics import MULTIPROC_ENV
 from scoreboard.server_options import uvicorn_options
 
 DESCRIPTION = """\
@@ -41,15 +43,32 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     os.environ["SCOREBOARD_ROLE"] = role  # read again by each worker's create_app
     _migrate(settings, quiet=True)
     print(f"scoreboard: serving ({role}) on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
-    uvicorn.run(
-        "scoreboard.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        **uvicorn_options(settings),
-    )
+    with _shared_metrics(args.workers):
+        uvicorn.run(
+            "scoreboard.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            **uvicorn_options(settings),
+        )
     return 0
+
+
+@contextlib.contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """With several workers, each must write its metrics where /metrics (answered by any one of
+    them) can sum them: prometheus_client's multiprocess mode, in a fresh folder removed at exit,
+    unless the operator chose the folder (PROMETHEUS_MULTIPROC_DIR)."""
+    if workers <= 1 or os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="scoreboard-metrics-") as folder:
+        os.environ[MULTIPROC_ENV] = folder  # the workers inherit it
+        try:
+            yield
+        finally:
+            os.environ.pop(MULTIPROC_ENV, None)
 
 
 def _migrate(settings: Settings, quiet: bool = False) -> int:

@@ -75,6 +75,10 @@ class Settings:
     ws_ping_interval_seconds: float = 20.0
     ws_ping_timeout_seconds: float = 20.0
     ws_idle_timeout_seconds: float = 60.0
+    # Observability (docs/operations.md): error reports, traces, the deployment's name in both.
+    sentry_dsn: str | None = field(default=None, repr=False)
+    environment: str = "production"
+    otel_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -96,8 +100,10 @@ class Settings:
                 " postgresql://user@host:port/db"
             )
         self._validate_read_url()
-        if self.log_format not in {"console", "json"}:
-            raise SettingsError(f"SCOREBOARD_LOG_FORMAT={self.log_format!r}: expected console or json")
+        if self.log_format not in {"console", "json", "cloudwatch"}:
+            raise SettingsError(
+                f"SCOREBOARD_LOG_FORMAT={self.log_format!r}: expected console, json or cloudwatch"
+            )
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=False)
@@ -111,6 +117,7 @@ class Settings:
             raise SettingsError("SCOREBOARD_ACCESS_TOKEN_TTL_SECONDS must be at least 30")
         validate_token_settings(self)
         self._validate_websocket()
+        self._validate_observability()
         if "*" in self.allowed_origins:
             raise SettingsError(
                 "SCOREBOARD_ALLOWED_ORIGINS must name origins (https://host:port): '*' would let any"
@@ -149,6 +156,18 @@ class Settings:
             raise SettingsError(
                 f"SCOREBOARD_DATABASE_READ_URL={self.database_read_url.split('@')[-1]!r}: expected"
                 " postgresql://user@replica-host:port/db (a streaming replica of the primary)"
+            )
+
+    def _validate_observability(self) -> None:
+        if self.sentry_dsn is not None:
+            dsn = urlsplit(self.sentry_dsn)
+            if dsn.scheme not in {"http", "https"} or not dsn.username or not dsn.path.strip("/"):
+                # The value is not echoed: a DSN carries a key.
+                raise SettingsError("SCOREBOARD_SENTRY_DSN: expected https://<key>@<host>/<project id>")
+        if self.otel_endpoint is not None and urlsplit(self.otel_endpoint).scheme not in {"http", "https"}:
+            raise SettingsError(
+                f"SCOREBOARD_OTEL_ENDPOINT={self.otel_endpoint!r}: expected an OTLP/HTTP URL such as"
+                " http://collector:4318"
             )
 
     @property

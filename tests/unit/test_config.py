@@ -93,7 +93,6 @@ def test_blank_value_means_the_default() -> None:
         ("SCOREBOARD_PUBLIC_SCOREBOARD", "maybe", "expected true or false"),
         ("SCOREBOARD_ACTION_POLICY", "closed", "expected ticketed or open"),
         ("SCOREBOARD_DATABASE_URL", "mysql://db/scores", "expected sqlite:///path or postgresql://"),
-        ("SCOREBOARD_LOG_FORMAT", "xml", "expected console or json"),
         ("SCOREBOARD_ROLE", "worker", "expected one of all, api, realtime, relay"),
         ("SCOREBOARD_TRUSTED_PROXIES", "10.0.0.1,proxy.local", "'proxy.local' is not an IP address"),
         ("SCOREBOARD_WS_MAX_CONNECTIONS", "0", "must be at least 1"),
@@ -101,6 +100,14 @@ def test_blank_value_means_the_default() -> None:
         ("SCOREBOARD_WS_PING_INTERVAL_SECONDS", "soon", "expected a number"),
         ("SCOREBOARD_WS_PING_TIMEOUT_SECONDS", "0", "positive number of seconds"),
         ("SCOREBOARD_WS_IDLE_TIMEOUT_SECONDS", "inf", "positive number of seconds"),
+        ("SCOREBOARD_LOG_FORMAT", "xml", "expected console, json or cloudwatch"),
+        ("SCOREBOARD_SENTRY_DSN", "sentry.example.com/1", "expected https://<key>@<host>/<project id>"),
+        (
+            "SCOREBOARD_SENTRY_DSN",
+            "https://sentry.example.com/1",
+            "expected https://<key>@<host>/<project id>",
+        ),
+        ("SCOREBOARD_OTEL_ENDPOINT", "collector:4318", "expected an OTLP/HTTP URL"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, raw: str, expected: str) -> None:
@@ -245,3 +252,27 @@ def test_a_role_serves_its_parts(role: str, parts: set[str]) -> None:
     settings = Settings(role=role)
 
     assert {part for part in ("api", "realtime", "relay") if settings.serves(part)} == parts
+
+
+def test_a_bad_sentry_dsn_is_refused_without_echoing_its_key() -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"SCOREBOARD_SENTRY_DSN": "ftp://key0123456789@sentry.example.com/1"})
+
+    assert "key0123456789" not in str(refused.value)
+
+
+def test_observability_settings_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "SCOREBOARD_SENTRY_DSN": "https://public@sentry.example.com/42",
+            "SCOREBOARD_ENVIRONMENT": "staging",
+            "SCOREBOARD_OTEL_ENDPOINT": "http://collector:4318",
+            "SCOREBOARD_LOG_FORMAT": "cloudwatch",
+        }
+    )
+
+    assert settings.sentry_dsn == "https://public@sentry.example.com/42"
+    assert "public@" not in repr(settings)
+    assert settings.environment == "staging"
+    assert settings.otel_endpoint == "http://collector:4318"
+    assert settings.log_format == "cloudwatch"

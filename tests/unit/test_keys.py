@@ -4,7 +4,9 @@ and asymmetric keys, each bound to the one algorithm it signs."""
 from __future__ import annotations
 
 import stat
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,22 @@ def test_a_key_id_is_stable_for_the_same_key_and_differs_between_keys() -> None:
 
     assert asymmetric_key(pem(private)).kid == asymmetric_key(pem(private)).kid
     assert asymmetric_key(pem(private)).kid != asymmetric_key(pem(ed25519_key())).kid
+
+
+def test_concurrent_first_starts_agree_on_one_complete_secret(tmp_path: Path) -> None:
+    """Several workers starting at once: none may read the file before its secret is written."""
+    starters = 8
+    for attempt in range(25):
+        path = tmp_path / f"jwt-{attempt}.secret"
+        barrier = threading.Barrier(starters)
+
+        def start(path: Path = path, barrier: threading.Barrier = barrier) -> str:
+            barrier.wait()
+            return load_or_create_secret(path)
+
+        with ThreadPoolExecutor(starters) as pool:
+            secrets = list(pool.map(lambda _: start(), range(starters)))
+
+        assert len(set(secrets)) == 1
+        assert path.read_text("utf-8") == secrets[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"jwt-{i}.secret" for i in range(25))

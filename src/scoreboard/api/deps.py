@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request
 
 from scoreboard.api.bodies import CANONICAL_UUID
@@ -21,6 +22,7 @@ from scoreboard.leaderboard.base import Leaderboard
 from scoreboard.limiter.base import RateLimiter
 from scoreboard.observability.logging import get_logger
 from scoreboard.observability.metrics import Metrics
+from scoreboard.observability.security import security_event
 from scoreboard.revocations.base import Revocations
 from scoreboard.services.accounts import AccountService
 from scoreboard.services.cache import CacheKeeper
@@ -93,15 +95,20 @@ async def authenticate(request: Request) -> Principal:
     try:
         principal = await verified_principal(container, token)
     except InvalidToken as error:
-        container.metrics.tokens_rejected.labels(error.reason.split(":")[0]).inc()
+        reason = error.reason.split(":")[0]
+        container.metrics.tokens_rejected.labels(reason).inc()
+        security_event(container.metrics, "token_rejected", reason=reason)
         raise
     if await _revoked(container, principal):
         container.metrics.tokens_rejected.labels("revoked").inc()
+        security_event(container.metrics, "token_rejected", reason="revoked", user_id=principal.user_id)
         raise unauthenticated("the access token was revoked")
     if from_cookie and request.method not in _SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not principal.csrf or not hmac.compare_digest(sent, principal.csrf):
+            security_event(container.metrics, "forbidden", reason="csrf", user_id=principal.user_id)
             raise Problem(403, "csrf_failed", "a cookie-authenticated write needs the X-CSRF-Token header")
+    structlog.contextvars.bind_contextvars(user_id=principal.user_id)
     return principal
 
 

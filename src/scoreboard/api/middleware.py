@@ -62,7 +62,8 @@ class RequestContext:
             await send(message)
 
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        client = scope.get("client")
+        structlog.contextvars.bind_contextvars(request_id=request_id, client_ip=client[0] if client else None)
         try:
             await self.app(scope, receive, send_with_id)
         finally:

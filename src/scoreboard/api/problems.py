@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from scoreboard.auth.tokens import InvalidToken
 from scoreboard.domain import errors
+from scoreboard.observability.errors import report_crash
 from scoreboard.observability.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
@@ -163,6 +164,8 @@ def problem_for(exc: Exception) -> Problem | None:
 
 def crash(request: Request, exc: Exception) -> Response:
     log.error("request.crashed", path=request.url.path, error=repr(exc))
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    report_crash(exc, route, request.method)
     return answer(request, Problem(500, "internal_error", "an unexpected error occurred"))
 
 

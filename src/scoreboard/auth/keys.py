@@ -33,18 +33,26 @@ class SigningKey:
 def load_or_create_secret(path: Path) -> str:
     """The HS256 secret kept at `path`: created with mode 0600 on first use, then reused.
 
-    O_EXCL makes concurrent first starts (several workers) agree on one secret.
+    Concurrent first starts (several workers) agree on one secret, and none reads a half-written
+    file: the secret is written to a private file first, then linked into place, which fails if
+    another process got there first.
     """
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        secret = path.read_text("utf-8").strip()
-        if len(secret) < 32:
-            raise ValueError(f"the JWT secret in {path} is shorter than 32 characters") from None
-        return secret
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        secret = secrets.token_urlsafe(48)
-        file.write(secret)
+    if not path.exists():
+        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            secret = secrets.token_urlsafe(48)
+            file.write(secret)
+        try:
+            os.link(draft, path)
+            return secret
+        except FileExistsError:
+            pass  # another worker's secret won
+        finally:
+            draft.unlink()
+    secret = path.read_text("utf-8").strip()
+    if len(secret) < 32:
+        raise ValueError(f"the JWT secret in {path} is shorter than 32 characters")
     return secret
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import msgspec
 import structlog
 
+from scoreboard.observability.cloudwatch import embed_metrics
+
 # Keys whose values are never written, whatever a caller passes.
 _SECRET_KEYS = frozenset(
     {
@@ -56,12 +58,16 @@ _STDERR_LOGGER = _StderrLogger()
 
 
 def configure_logging(log_format: str = "json", level: str = "info") -> None:
-    """Set up structlog (and route stdlib logging through the same format). Safe to call twice."""
+    """Set up structlog (and route stdlib logging through the same format). Safe to call twice.
+
+    `json`: one JSON object a line. `cloudwatch`: the same, plus CloudWatch Embedded Metric Format
+    directives on the lines that carry key metrics (see observability/cloudwatch.py)."""
     renderer: Any = (
         structlog.dev.ConsoleRenderer()
         if log_format == "console"
         else structlog.processors.JSONRenderer(serializer=_json)
     )
+    extra: list[Any] = [embed_metrics] if log_format == "cloudwatch" else []
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     structlog.configure(
         processors=[
@@ -69,6 +75,7 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact,
+            *extra,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

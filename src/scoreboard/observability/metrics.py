@@ -1,9 +1,14 @@
 """Every Prometheus metric of the service, declared once, named `scoreboard_<noun>_<unit>`.
 
-Each app gets its own registry so that two apps in one process (tests) never collide.
+Each app gets its own registry so that two apps in one process (tests) never collide. When
+PROMETHEUS_MULTIPROC_DIR is set (`scoreboard serve --workers N` sets it), every worker writes its
+samples to files there and /metrics answers with the sum over all workers (prometheus_client's
+multiprocess mode); gauges say how their workers' values combine.
 """
 
 from __future__ import annotations
+
+import os
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -12,11 +17,15 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from scoreboard import __version__
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -113,7 +122,47 @@ class Metrics:
             "scoreboard_outbox_backlog_events",
             "Committed events not yet marked published.",
             registry=registry,
+            multiprocess_mode="livemax",
         )
+        self.outbox_oldest_age = Gauge(
+            "scoreboard_outbox_oldest_event_age_seconds",
+            "Age of the oldest unpublished event the relay found overdue (0 when none is).",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.backend_seconds = Histogram(
+            "scoreboard_backend_call_duration_seconds",
+            "Time of one call to a backend port (database, cache, broker, limiter, revocations).",
+            ["backend", "operation"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.backend_errors = Counter(
+            "scoreboard_backend_call_errors_total",
+            "Backend calls that failed (expected refusals such as a duplicate action are not errors).",
+            ["backend", "operation"],
+            registry=registry,
+        )
+        self.backend_up = Gauge(
+            "scoreboard_backend_up",
+            "1 when the backend answered the last readiness check, 0 when it did not.",
+            ["backend"],
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        self.security_events = Counter(
+            "scoreboard_security_events_total",
+            "Security events (see docs/operations.md), by event name.",
+            ["event"],
+            registry=registry,
+        )
+        Gauge(
+            "scoreboard_build_info",
+            "Always 1; the running version as a label.",
+            ["version"],
+            registry=registry,
+            multiprocess_mode="liveall",
+        ).labels(__version__).set(1)
         self.store_batch_size = Histogram(
             "scoreboard_store_commit_batch_writes",
             "Writes that shared one database commit.",
@@ -126,6 +175,7 @@ class Metrics:
             "Open real-time connections, by transport (ws, sse).",
             ["transport"],
             registry=registry,
+            multiprocess_mode="livesum",
         )
         for transport in ("ws", "sse"):  # a 0 from an idle pod, so the autoscaler can average it
             self.connections.labels(transport)
@@ -162,4 +212,16 @@ class Metrics:
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        folder = os.environ.get(MULTIPROC_ENV)
+        if not folder:
+            return generate_latest(self.registry)
+        # Every worker's samples, summed; process metrics are those of the worker that answered.
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined, path=folder)  # type: ignore[no-untyped-call]
+        ProcessCollector(registry=combined)
+        return generate_latest(combined)
+
+    def process_exiting(self) -> None:
+        """Drop this worker's live gauges from the multiprocess files (its counters stay counted)."""
+        if os.environ.get(MULTIPROC_ENV):
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

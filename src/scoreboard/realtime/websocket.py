@@ -12,12 +12,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from scoreboard.api.deps import Container
 from scoreboard.api.problems import Problem, problem_response
+from scoreboard.observability.logging import get_logger
 from scoreboard.realtime.access import origin_allowed, viewer
 from scoreboard.realtime.direct import DirectLine
 from scoreboard.realtime.gate import ConnectionGate, Refusal
 from scoreboard.realtime.hub import Hub, Mailbox
 from scoreboard.realtime.messages import BadClientMessage, ClientMessage, decode_client, encode_error
 
+log = get_logger("scoreboard.realtime")
 MAX_MESSAGE_BYTES = 4096
 SEND_TIMEOUT_SECONDS = 10.0
 FLOOD_MESSAGES, FLOOD_WINDOW_SECONDS = 30, 10.0
@@ -133,6 +135,7 @@ async def _read(websocket: WebSocket, hub: Hub, mailbox: Mailbox, idle_seconds: 
             return
         if not flood.allow():
             metrics.slow_clients.labels("ws", "flooding").inc()
+            log.info("realtime.client_dropped", transport="ws", reason="flooding")
             await websocket.close(POLICY_VIOLATION, "too many messages")
             return
         request = _request(message, mailbox)
@@ -183,6 +186,7 @@ async def _write(websocket: WebSocket, mailbox: Mailbox) -> None:
                 await asyncio.wait_for(websocket.send_text(frame.text), SEND_TIMEOUT_SECONDS)
         except TimeoutError:
             mailbox.hub.metrics.slow_clients.labels("ws", "dropped").inc()
+            log.info("realtime.client_dropped", transport="ws", reason="slow")
             with contextlib.suppress(Exception):
                 await websocket.close(TRY_AGAIN_LATER, "too slow")
             return

@@ -15,6 +15,7 @@ from scoreboard.domain.errors import AccountBanned, InvalidCredentials, InvalidI
 from scoreboard.domain.model import Principal, Role, User
 from scoreboard.observability.logging import get_logger
 from scoreboard.observability.metrics import Metrics
+from scoreboard.observability.security import security_event
 from scoreboard.revocations.base import Revocations
 from scoreboard.services.clock import Clock
 from scoreboard.services.limits import LimitSet, Throttle
@@ -90,7 +91,7 @@ class AccountService:
         if not await self._passwords.verify(hashed, password) or credentials is None:
             await self._guard.failed(keys)
             self._metrics.logins.labels("failed").inc()
-            log.warning("login.failed", address=address)
+            security_event(self._metrics, "login_failed", username=username)
             raise InvalidCredentials()
         await self._guard.succeeded(keys)
         user = credentials.user
@@ -113,7 +114,9 @@ class AccountService:
         if record is None:
             raise InvalidRefreshToken("unknown")
         if record.spent:
-            log.warning("refresh.reused", user_id=record.user_id, family_id=record.family_id)
+            security_event(
+                self._metrics, "refresh_reused", user_id=record.user_id, family_id=record.family_id
+            )
             raise InvalidRefreshToken("already used; every token of its family is now revoked")
         if record.revoked or record.expires_at <= now:
             raise InvalidRefreshToken("revoked or expired")

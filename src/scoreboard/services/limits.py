@@ -14,6 +14,7 @@ from scoreboard.domain.errors import RateLimited
 from scoreboard.limiter.base import ALLOWED, NO_STREAK, RateLimiter, Rules, Verdict
 from scoreboard.observability.logging import get_logger
 from scoreboard.observability.metrics import Metrics
+from scoreboard.observability.security import security_event
 
 log = get_logger("scoreboard.limits")
 T = TypeVar("T")
@@ -65,11 +66,15 @@ class Throttle:
 
     async def hit(self, rules: Rules, key: str) -> None:
         if rules.enabled:
-            self._refuse_unless(rules, await self._ask(self._limiter.hit(rules, key), rules.name, ALLOWED))
+            self._refuse_unless(
+                rules, key, await self._ask(self._limiter.hit(rules, key), rules.name, ALLOWED)
+            )
 
     async def peek(self, rules: Rules, key: str) -> None:
         if rules.enabled:
-            self._refuse_unless(rules, await self._ask(self._limiter.peek(rules, key), rules.name, ALLOWED))
+            self._refuse_unless(
+                rules, key, await self._ask(self._limiter.peek(rules, key), rules.name, ALLOWED)
+            )
 
     async def count(self, rules: Rules, key: str) -> None:
         """Record an attempt without refusing this one (failed logins count toward the next)."""
@@ -83,6 +88,7 @@ class Throttle:
             wait = backoff.retry_after(streak.failures, streak.last_at, now)
             if wait > 0:
                 self._metrics.rate_limited.labels(BACKOFF).inc()
+                security_event(self._metrics, "rate_limited", limit=BACKOFF, subject=key)
                 raise RateLimited("failed logins", wait, backoff.free, 0, "", f'"{BACKOFF}";r=0;t={wait}')
 
     async def strike(self, backoff: Backoff, key: str, now: float, forget_after: int) -> None:
@@ -101,10 +107,11 @@ class Throttle:
             log.warning("ratelimit.unavailable", limit=limit, error=str(error))
             return fallback
 
-    def _refuse_unless(self, rules: Rules, verdict: Verdict) -> None:
+    def _refuse_unless(self, rules: Rules, key: str, verdict: Verdict) -> None:
         if verdict.allowed:
             return
         self._metrics.rate_limited.labels(rules.name).inc()
+        security_event(self._metrics, "rate_limited", limit=rules.name, subject=key)
         wait = verdict.reset_seconds
         current = f"{rules.policy_id(verdict.window)};r={verdict.remaining};t={wait}"
         what = rules.name.replace("_", " ")

@@ -54,13 +54,16 @@ class OutboxRelay:
         Returns the number of events replayed."""
         await self.flush()
         await self._keeper.ensure()
-        overdue = await self._store.pending_events(self._clock() - self._grace, self._batch)
+        now = self._clock()
+        overdue = await self._store.pending_events(now - self._grace, self._batch)
         self._metrics.outbox_backlog.set(len(overdue))
+        oldest = (now - overdue[0].created_at).total_seconds() if overdue else 0.0
+        self._metrics.outbox_oldest_age.set(oldest)
         for event in overdue:
             await self._scores.apply(event.entry, event.event_id)
         await self.flush()
         if overdue:
-            log.info("outbox.replayed", events=len(overdue))
+            log.info("outbox.replayed", events=len(overdue), oldest_age_seconds=round(oldest, 3))
         return len(overdue)
 
     async def flush(self) -> None:

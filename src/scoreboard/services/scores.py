@@ -18,6 +18,7 @@ from scoreboard.leaderboard.encoding import encode_board
 from scoreboard.limiter.base import Rules
 from scoreboard.observability.logging import get_logger
 from scoreboard.observability.metrics import Metrics
+from scoreboard.observability.security import security_event
 from scoreboard.services.clock import Clock
 from scoreboard.services.limits import LimitSet, Throttle, quota_rules
 from scoreboard.store.base import RedeemRequest, Store
@@ -31,6 +32,7 @@ Publish = Callable[[Board], Awaitable[None]]
 class ScoreUpdated:
     new_score: int
     rank: int | None
+    points: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,25 +98,42 @@ class ScoreService:
     async def update(self, caller: Principal, user_id: str, action_id: str) -> ScoreUpdated:
         """Redeem `action_id` for `user_id`: exactly once, then apply it to the board."""
         if not caller.may_act_for(user_id):
+            self._forbidden(caller, user_id, action_id, "acting for another user")
             raise ActingForAnotherUser()
         open_points = self._catalog.open_policy_points if self._policy is ActionPolicy.OPEN else None
         request = RedeemRequest(user_id, action_id, self._clock(), self._min_seconds, open_points)
         # Shielded: once the commit is under way, a disconnecting client must not cut the apply short.
-        return await asyncio.shield(self._redeem_and_apply(request))
+        try:
+            updated = await asyncio.shield(self._redeem_and_apply(request))
+        except ActionNotPermitted as refused:
+            self._forbidden(caller, user_id, action_id, str(refused))
+            raise
+        # Carried by the request's one log line (api/middleware.py), not a line of its own. Bound
+        # here, not in the shielded task: that task runs in a copy of the log context.
+        structlog.contextvars.bind_contextvars(
+            user_id=user_id,
+            action_id=action_id,
+            points=updated.points,
+            new_score=updated.new_score,
+            rank=updated.rank,
+        )
+        return updated
+
+    def _forbidden(self, caller: Principal, user_id: str, action_id: str, reason: str) -> None:
+        security_event(
+            self._metrics,
+            "forbidden",
+            reason=reason,
+            user_id=caller.user_id,
+            target_user_id=user_id,
+            action_id=action_id,
+        )
 
     async def _redeem_and_apply(self, request: RedeemRequest) -> ScoreUpdated:
         redeemed = await self._store.redeem(request)
         self._metrics.points_awarded.inc(redeemed.points)
         rank = await self.apply(redeemed.entry, redeemed.event_id)
-        # Carried by the request's one log line (api/middleware.py), not a line of its own.
-        structlog.contextvars.bind_contextvars(
-            user_id=request.user_id,
-            action_id=request.action_id,
-            points=redeemed.points,
-            new_score=redeemed.entry.score,
-            rank=rank,
-        )
-        return ScoreUpdated(redeemed.entry.score, rank)
+        return ScoreUpdated(redeemed.entry.score, rank, redeemed.points)
 
     async def apply(self, entry: ScoreEntry, event_id: int) -> int | None:
         """Apply a committed score to the cache and publish a changed top 10; the user's rank.
