@@ -334,6 +334,16 @@ async def test_every_admin_act_is_audited_newest_first_and_logged(api: Api) -> N
         ("unban", admin.user_id, alice.user_id),
         ("score_correction", admin.user_id, alice.user_id),
     ]
+    security = [
+        (e["event"], e.get("user_id") or e.get("target"))
+        for e in logs
+        if e.get("logger") == "scoreboard.security"
+    ]
+    assert security == [
+        ("security.banned", alice.user_id),
+        ("security.unbanned", alice.user_id),
+        ("security.admin_action", alice.user_id),
+    ]
 
 
 @pytest.mark.parametrize("limit", ["0", "501", "x"])

@@ -15,6 +15,7 @@ from scoreboard.domain.model import AuditRecord, Principal, Role, Ticket
 from scoreboard.domain.moderation import state_dict
 from scoreboard.observability.logging import get_logger
 from scoreboard.observability.metrics import Metrics
+from scoreboard.observability.security import security_event
 from scoreboard.revocations.base import Revocations
 from scoreboard.services.clock import Clock
 from scoreboard.services.scores import ScoreService
@@ -103,4 +104,20 @@ class ModerationService:
             before=state_dict(audit.before),
             after=state_dict(audit.after),
         )
+        _report(self._metrics, audit)
         return audit
+
+
+def _report(metrics: Metrics, audit: AuditRecord) -> None:
+    """Every admin act also goes to the security stream (docs/operations.md, "Security events")."""
+    action = str(audit.action)
+    if action == "ban":
+        security_event(
+            metrics, "banned", user_id=audit.target_id, actor_id=audit.actor_id, reason=audit.reason
+        )
+    elif action == "unban":
+        security_event(metrics, "unbanned", user_id=audit.target_id, actor_id=audit.actor_id)
+    else:
+        security_event(
+            metrics, "admin_action", actor_id=audit.actor_id, action=action, target=audit.target_id
+        )
