@@ -19,13 +19,11 @@ from pathlib import Path
 from scoreboard.store.backup import COUNT_CONTENTS, BackupError, Contents, Say, read_header
 
 SQLITE_HEADER = b"SQLite format 3\x00"
-BUSY_MILLISECONDS = 10_000
+BUSY_SECONDS = 10.0  # sqlite3's `timeout` is SQLite's busy timeout: wait out the writer's locks
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_MILLISECONDS / 1000)
-    conn.execute(f"PRAGMA busy_timeout={BUSY_MILLISECONDS}")
-    return conn
+    return sqlite3.connect(path, isolation_level=None, timeout=BUSY_SECONDS)
 
 
 def contents(conn: sqlite3.Connection) -> Contents | None:
