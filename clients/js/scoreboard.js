@@ -405,9 +405,17 @@ export class ScoreboardClient {
       },
     };
     this._conn = conn;
+    // SSE is a fallback for one connection: when it ends, the next attempt tries the WebSocket again
+    // (it failing along with SSE means the server was away, not that WebSockets are blocked).
+    const ended = (reason) => {
+      if (this._conn !== conn) return;
+      this._useSse = this.transport === "sse";
+      this._wsFailures = 0;
+      this._retry(reason);
+    };
     this._readStream(abort.signal, conn).then(
-      () => this._conn === conn && this._retry("stream ended"),
-      (error) => this._conn === conn && this._retry(`stream failed: ${error.message}`),
+      () => ended("stream ended"),
+      (error) => ended(`stream failed: ${error.message}`),
     );
   }
 

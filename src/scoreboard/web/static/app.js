@@ -8,6 +8,7 @@ const client = new ScoreboardClient({ session: JSON.parse(sessionStorage.getItem
 let shown = []; // the entries on screen, for diffs and announcements
 let mine = null; // {score, rank} of the signed-in user
 let mineRequest = 0;
+let rendered = false; // the first board is not news: announce changes only after it
 
 // --- connection state ------------------------------------------------------------------------------
 
@@ -96,7 +97,10 @@ function flash(li) {
 }
 
 function announce(previous, top) {
-  if (!previous.size) return;
+  if (!rendered) {
+    rendered = true;
+    return;
+  }
   const messages = [];
   const leader = top[0];
   if (leader && shown[0]?.user_id !== leader.user_id) messages.push(`${leader.display_name} takes the lead with ${leader.score}.`);
