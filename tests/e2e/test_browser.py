@@ -3,11 +3,15 @@ live updates across pages, reconnection after a server restart and after the net
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.backends import require_program
 from tests.e2e.browser import Api, board_rows, chromium, expect, open_page, register, row, wait_live
 from tests.e2e.server import Server, Servers
 
@@ -116,3 +120,20 @@ def test_after_a_server_restart_both_pages_reconnect_and_show_the_board(
         for page in pages:
             page.context.close()  # before the server stops, so its shutdown has no clients to wait for
         api.close()
+
+
+def test_the_screenshot_script_photographs_the_page_signed_in(tmp_path: Path) -> None:
+    require_program("chromium")
+    out = tmp_path / "shot.png"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "screenshot.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for path in (out, tmp_path / "shot-phone.png"):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+        assert path.stat().st_size > 10_000, path

@@ -126,6 +126,7 @@ function showSession() {
   $("auth-form").hidden = session !== null;
   $("session").hidden = session === null;
   $("you").hidden = session === null;
+  for (const li of $("board").children) li.classList.toggle("me", li.dataset.user === session?.userId);
   if (!session) {
     mine = null;
     return;
