@@ -118,7 +118,10 @@ async def _join(client: ScoreboardClient, index: int) -> Player:
 async def _player(player: Player, pace: float, deadline: float | None) -> None:
     """Completes actions at a random pace; a refused one (a quota, a restart) is simply skipped."""
     while deadline is None or time.monotonic() < deadline:
-        await asyncio.sleep(random.expovariate(player.skill / pace))
+        pause = random.expovariate(player.skill / pace)
+        if deadline is not None and time.monotonic() + pause >= deadline:
+            return
+        await asyncio.sleep(pause)
         with contextlib.suppress(ScoreboardError):
             ticket = await player.client.request_action()
             await player.client.complete_action(ticket.action_id)

@@ -18,4 +18,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "proxy_headers": True,
     "ws_max_size": WS_MAX_SIZE,
     "ws_per_message_deflate": False,
+    # An SSE stream never finishes its response, so uvicorn would wait for it forever on shutdown
+    # (WebSockets are closed with 1012 at once); after this many seconds the streams are cancelled.
+    "timeout_graceful_shutdown": 3,
 }

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
+import signal
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -24,7 +25,8 @@ from scoreboard.client import (
     ScoreboardClient,
     ScoreboardError,
 )
-from tests.e2e.server import HOST, Server, Servers, process_env, scoreboard_command
+from scoreboard.server_options import UVICORN_OPTIONS
+from tests.e2e.server import HOST, Server, Servers, free_port, process_env, scoreboard_command
 from tests.faults import FaultProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
@@ -32,6 +34,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 PASSWORD = "correct horse battery staple"
 WAIT_SECONDS = 5.0
 FAST = Backoff(initial=0.05, maximum=0.4)
+GRACE_SECONDS = UVICORN_OPTIONS["timeout_graceful_shutdown"]
 
 
 async def player(server: Server, **options: object) -> ScoreboardClient:
@@ -234,16 +237,11 @@ async def test_after_a_cut_and_an_outage_the_stream_backs_off_and_replays(
         await proxy.close()
 
 
-def dead_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-async def test_without_websockets_the_stream_falls_back_to_sse(
+async def test_where_websockets_are_not_upgraded_the_stream_falls_back_to_sse(
     shared_server: Server, watchers: Callable[..., Watcher]
 ) -> None:
-    watcher = watchers(shared_server.base_url, ws_url=f"ws://{HOST}:{dead_port()}/ws", backoff=FAST)
+    not_upgraded = f"ws://{HOST}:{shared_server.port}/healthz"  # answers HTTP, as a proxy without Upgrade
+    watcher = watchers(shared_server.base_url, ws_url=not_upgraded, backoff=FAST)
     await watcher.until_state(lambda s: s.state == "live")
     assert watcher.states[-1].transport == "sse"
     client = await player(shared_server)
@@ -273,23 +271,33 @@ async def test_after_a_server_restart_the_new_epoch_snapshot_is_taken_as_truth(
 async def test_the_demo_players_move_the_board_through_the_client(
     tmp_path: Path, watchers: Callable[..., Watcher]
 ) -> None:
-    port = dead_port()
+    port = free_port()
     command = [*scoreboard_command(), "demo", "--port", str(port), "--players", "3", "--pace", "0.2"]
-    demo = subprocess.Popen(
-        [*command, "--duration", "3"],
-        cwd=tmp_path,
-        env=process_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    log = tmp_path / "demo.log"
+    with log.open("wb") as out:
+        demo = subprocess.Popen(
+            [*command, "--duration", "3"], cwd=tmp_path, env=process_env(tmp_path), stdout=out, stderr=out
+        )
     try:
         base_url = f"http://{HOST}:{port}"
         watcher = watchers(base_url, backoff=FAST)
         first = await watcher.until(lambda b: len(b.top) == 3)
         await watcher.until(lambda b: b.seq >= first.seq + 3)
-        output, _ = await asyncio.to_thread(demo.communicate, timeout=20)
-        assert demo.returncode == 0, output
-        assert b"scoreboard demo: open" in output
+        code = await asyncio.to_thread(demo.wait, 20)
+        assert code == 0, log.read_text()
+        assert "scoreboard demo: open" in log.read_text()
     finally:
         demo.kill()
         demo.wait()
+
+
+async def test_a_server_with_a_stream_client_still_stops_promptly(
+    servers: Servers, watchers: Callable[..., Watcher]
+) -> None:
+    server = servers.start("stopping")
+    watcher = watchers(server.base_url, transport="sse", backoff=FAST)
+    await watcher.until(lambda _: True)
+    started = time.monotonic()
+    code = await asyncio.to_thread(server.stop)
+    assert time.monotonic() - started < GRACE_SECONDS + 2
+    assert code in (0, -signal.SIGTERM), server.output

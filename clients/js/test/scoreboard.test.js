@@ -1,10 +1,9 @@
 // The SDK against a real `scoreboard serve` (SCOREBOARD_URL): auth, actions, and the live board over
 // WebSocket and SSE through real disconnects.
 import assert from "node:assert/strict";
-import net from "node:net";
 import { after, describe, test } from "node:test";
 import { ScoreboardError } from "../scoreboard.js";
-import { client, earn, player, proxy, scoreOf, tappedWebSocket, until } from "./support.js";
+import { BASE_URL, client, earn, player, proxy, scoreOf, tappedWebSocket, until } from "./support.js";
 
 const clients = [];
 const track = (sdk) => (clients.push(sdk), sdk);
@@ -16,14 +15,6 @@ async function lead(sdk) {
   const mine = (await sdk.userScore()).score;
   const needed = entries.length ? Math.max(0, entries[0].score - mine + 1) : 1;
   return earn(sdk, needed);
-}
-
-async function deadPort() {
-  const probe = net.createServer();
-  await new Promise((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address();
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 describe("session", () => {
@@ -196,7 +187,8 @@ describe("live board", () => {
   });
 
   test("when WebSockets cannot connect the client falls back to the SSE stream", async () => {
-    const watcher = track(client({ wsUrl: `ws://127.0.0.1:${await deadPort()}/ws` }));
+    // /healthz answers HTTP but never upgrades, like a proxy that strips the Upgrade header
+    const watcher = track(client({ wsUrl: `${BASE_URL.replace(/^http/, "ws")}/healthz` }));
     const states = [];
     watcher.on("state", (event) => states.push(`${event.state}/${event.transport}`));
     watcher.onBoard(() => {});

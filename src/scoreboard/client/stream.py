@@ -2,7 +2,8 @@
 
 It subscribes over `/ws` (re-subscribing with `since` after a reconnect, so the server replays what was
 missed), applies the seq/epoch rule, backs off exponentially with jitter while the server is away, and
-falls back to the SSE stream (`Last-Event-ID`) for a connection when WebSockets cannot be opened.
+falls back to the SSE stream (`Last-Event-ID`) for a connection when the server answers but refuses to
+upgrade to a WebSocket (a proxy that strips `Upgrade`, say).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Literal
 import httpx
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import InvalidHandshake, WebSocketException
 
 from scoreboard.client.board import Backoff, Board, BoardMessage, BoardState, Position
 
@@ -165,7 +166,9 @@ class BoardStream:
     async def _websocket(self) -> AsyncIterator[Board]:
         try:
             socket = await connect(self.ws_url, additional_headers=self._auth(), open_timeout=10)
-        except _FAILURES:
+        except InvalidHandshake:
+            # The server (or a proxy before it) answered but would not upgrade: WebSockets are blocked on
+            # this path. A refused connection is not counted: then the server is away, not the WebSocket.
             self._ws_failures += 1
             if self.transport == "auto" and self._ws_failures >= self.ws_failures_before_fallback:
                 self._use_sse = True
