@@ -3,6 +3,7 @@ live updates across pages, reconnection after a server restart and after the net
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -53,6 +54,7 @@ def test_an_action_completed_in_one_page_shows_in_the_other_within_a_second(
     player.click("#complete")
     expect(row(watcher, user_id).locator(".score")).to_have_text(str(score), timeout=1000)
     expect(row(watcher, user_id).locator(".rank")).to_have_text("1")
+    expect(row(watcher, user_id)).to_have_attribute("data-move", re.compile("^(new|up)$"))  # the arrow
     expect(watcher.locator("#announcer")).to_contain_text("takes the lead")
     expect(row(player, user_id)).to_have_class("me")
     expect(player.locator("#my-rank")).to_have_text("1")
@@ -96,6 +98,38 @@ def test_on_a_phone_the_board_and_the_play_panel_fit_the_screen(browser: Any, sh
     page.keyboard.press("Enter")  # the skip link
     page.keyboard.press("Tab")
     expect(page.locator("#username")).to_be_focused()
+
+
+# The WCAG relative-luminance contrast of each visible text element against the first opaque
+# background behind it (the page has no background images or translucent text).
+CONTRASTS = """() => {
+  const rgb = (c) => c.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map((v) => {
+    v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  }).reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = getComputedStyle(el).backgroundColor;
+      if (rgb(c)[3] !== 0) return c;
+    }
+    return "rgb(255, 255, 255)";
+  };
+  const texts = [...document.querySelectorAll("h1, h2, p, li span, label, button, a, strong, code")]
+    .filter((el) => el.offsetParent !== null && el.textContent.trim() && !el.closest(".visually-hidden"));
+  return texts.map((el) => {
+    const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(rgb(background(el)))];
+    return [el.id || el.className || el.tagName, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+  });
+}"""
+
+
+def test_every_text_on_the_page_meets_wcag_aa_contrast(browser: Any, shared_server: Server) -> None:
+    page = open_page(browser, shared_server.base_url)
+    register(page)
+    contrasts = page.evaluate(CONTRASTS)
+    assert len(contrasts) > 20
+    low = [(name, round(ratio, 2)) for name, ratio in contrasts if ratio < 4.5]
+    assert not low, f"below 4.5:1: {low}"
 
 
 def test_after_a_server_restart_both_pages_reconnect_and_show_the_board(

@@ -37,8 +37,32 @@ client.onBoard((board) => {
   render(board.top);
   $("board-meta").textContent = `epoch ${board.epoch} · update ${board.seq}`;
   $("board").dataset.seq = String(board.seq);
-  if (client.session) refreshMine();
+  if (client.session) followMine(board.top);
 });
+
+// In the top 10 the board itself says where I am; outside it, ask the API — at most once per
+// MINE_EVERY_MS however fast the board moves, so a thousand open pages do not become a thousand
+// requests per update.
+const MINE_EVERY_MS = 2000;
+let mineTimer = null;
+let mineLast = 0;
+function followMine(top) {
+  const entry = top.find((e) => e.user_id === client.session.userId);
+  if (entry) {
+    clearTimeout(mineTimer);
+    mineTimer = null;
+    mineRequest += 1; // an answer still in flight is older than this
+    showMine({ score: entry.score, rank: entry.rank });
+    return;
+  }
+  if (mineTimer) return;
+  const wait = Math.max(0, mineLast + MINE_EVERY_MS - Date.now());
+  mineTimer = setTimeout(() => {
+    mineTimer = null;
+    mineLast = Date.now();
+    refreshMine();
+  }, wait);
+}
 
 function row(entry) {
   const li = document.createElement("li");
