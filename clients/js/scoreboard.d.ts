@@ -100,6 +100,8 @@ export interface ClientOptions {
   transport?: "auto" | "websocket" | "sse";
   wsFailuresBeforeFallback?: number;
   backoff?: Backoff;
+  /** After a gap, how long to wait for the server's replay before taking the next message as truth (3000). */
+  resyncPatienceMs?: number;
   /** How often `completeAction` retries a lost answer or a 503 (default 2). */
   completeRetries?: number;
   /** fetch's `credentials` for API calls (default "same-origin", so login also sets the cookie for /ws). */
@@ -124,11 +126,18 @@ export declare class ScoreboardError extends Error {
 export declare function backoffDelay(attempt: number, backoff?: Backoff, random?: () => number): number;
 
 export declare class BoardState {
+  constructor(options?: { patienceMs?: number });
   epoch: number | null;
   seq: number;
   top: Entry[];
+  /** How long to wait for a resync's answer before taking the next message as truth (default 3000). */
+  patienceMs: number;
+  /** When the pending resync was asked for (the `now` given to `receive`), or null. */
+  resyncSince: number | null;
   readonly position: Position | null;
   judge(message: BoardMessage): "apply" | "stale" | "resync";
+  /** Whether to apply `message` now, and whether to ask the server for a resync. */
+  receive(message: BoardMessage, now: number): { apply: boolean; resync: boolean };
   apply(message: BoardMessage): void;
 }
 

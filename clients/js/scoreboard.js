@@ -28,13 +28,18 @@ export function backoffDelay(attempt, { initialMs = 500, maxMs = 15000, factor =
 /**
  * The seq/epoch rule as a pure state machine. `judge(message)` says what to do with a board message:
  * "apply" (it is the next state), "stale" (already have it or newer), or "resync" (a gap or a new epoch:
- * re-subscribe with `since` and wait for the replay or snapshot).
+ * re-subscribe with `since` and wait for the replay or snapshot). `receive(message, now)` adds the
+ * waiting: ask once, ignore frames while the answer is due, and if it has not closed the gap within
+ * `patienceMs` (frames lost again, or a server conflating under load) take the next message as truth —
+ * every message carries the whole top 10 — so the board never stalls.
  */
 export class BoardState {
-  constructor() {
+  constructor({ patienceMs = 3000 } = {}) {
     this.epoch = null;
     this.seq = -1;
     this.top = [];
+    this.patienceMs = patienceMs;
+    this.resyncSince = null;
   }
 
   get position() {
@@ -50,10 +55,22 @@ export class BoardState {
     return "apply";
   }
 
+  /** `{apply, resync}`: whether to apply `message`, and whether to ask for a resync now. */
+  receive(message, now) {
+    const verdict = this.judge(message);
+    if (verdict !== "resync") return { apply: verdict === "apply", resync: false };
+    if (this.resyncSince === null) {
+      this.resyncSince = now;
+      return { apply: false, resync: true };
+    }
+    return { apply: now - this.resyncSince >= this.patienceMs, resync: false };
+  }
+
   apply(message) {
     this.epoch = message.epoch;
     this.seq = message.seq;
     this.top = message.top;
+    this.resyncSince = null;
   }
 }
 
@@ -81,7 +98,7 @@ export class ScoreboardClient {
     this._random = options.random ?? Math.random;
     this._credentials = options.credentials ?? "same-origin";
     this._listeners = new Map();
-    this._board = new BoardState();
+    this._board = new BoardState({ patienceMs: options.resyncPatienceMs ?? 3000 });
     this._session = options.session ?? null;
     this._state = "idle";
     this._attempt = 0;
@@ -89,7 +106,6 @@ export class ScoreboardClient {
     this._useSse = this.transport === "sse";
     this._conn = null;
     this._timer = null;
-    this._resyncing = false;
     this._refreshing = null;
     this._closed = false;
     this._watchNetwork();
@@ -282,7 +298,6 @@ export class ScoreboardClient {
       return;
     }
     this._setState(this._attempt ? "reconnecting" : "connecting");
-    this._resyncing = false;
     if (!this._useSse && (this.transport === "sse" || typeof this._WebSocket !== "function")) this._useSse = true;
     if (this._useSse) this._openStream();
     else this._openSocket();
@@ -371,22 +386,16 @@ export class ScoreboardClient {
       return;
     }
     if (message.type !== "snapshot" && message.type !== "update") return;
-    const verdict = this._board.judge(message);
-    if (verdict === "resync") {
-      this._resync();
-      return;
-    }
     this._attempt = 0;
-    if (verdict === "stale") return;
-    this._resyncing = false;
+    const { apply, resync } = this._board.receive(message, Date.now());
+    if (resync) this._resync();
+    if (!apply) return;
     this._board.apply(message);
     this._emit("board", { ...this.board, type: message.type });
   }
 
-  // A gap or an epoch change: ask once for what was missed; frames until the answer are ignored.
+  // A gap or an epoch change: ask for what was missed (BoardState ignores frames until the answer).
   _resync() {
-    if (this._resyncing) return;
-    this._resyncing = true;
     this._emit("state", { state: this._state, transport: this._useSse ? "sse" : "websocket", resync: true });
     this._conn?.resync();
   }

@@ -51,3 +51,21 @@ def test_back_off_doubles_up_to_the_cap_with_half_a_step_of_jitter() -> None:
     lowest = Backoff(initial=0.1, maximum=1.0, random=lambda: 0.0)
     assert [round(highest.delay(a), 3) for a in (0, 1, 2, 3, 4, 9)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
     assert [round(lowest.delay(a), 3) for a in (0, 1, 2, 3, 4, 9)] == [0.05, 0.1, 0.2, 0.4, 0.5, 0.5]
+
+
+def test_a_gap_asks_once_waits_and_after_the_patience_takes_the_next_message() -> None:
+    state = BoardState(Position(7, 40), patience=0.1)
+    assert state.receive(frame("update", 7, 42), 1.0) == (False, True)
+    assert state.receive(frame("update", 7, 43), 1.05) == (False, False)
+    assert state.receive(frame("update", 7, 44), 1.1) == (True, False)
+    state.apply(frame("update", 7, 44))
+    assert state.resync_since is None
+    assert state.receive(frame("update", 7, 46), 2.0) == (False, True)
+
+
+def test_the_replay_closing_the_gap_ends_the_wait() -> None:
+    state = BoardState(Position(7, 40), patience=0.1)
+    state.receive(frame("update", 7, 42), 1.0)
+    assert state.receive(frame("update", 7, 41), 1.01) == (True, False)
+    state.apply(frame("update", 7, 41))
+    assert state.receive(frame("update", 7, 42), 1.02) == (True, False)

@@ -46,6 +46,26 @@ test("a new epoch: its update waits for a snapshot, its snapshot is the truth", 
   assert.equal(state.judge(frame("update", 8, 1)), "apply");
 });
 
+test("a gap asks once, waits, and after the patience takes the next message as truth", () => {
+  const state = new BoardState({ patienceMs: 100 });
+  state.apply(frame("snapshot", 7, 40));
+  assert.deepEqual(state.receive(frame("update", 7, 42), 1000), { apply: false, resync: true });
+  assert.deepEqual(state.receive(frame("update", 7, 43), 1050), { apply: false, resync: false });
+  assert.deepEqual(state.receive(frame("update", 7, 44), 1100), { apply: true, resync: false });
+  state.apply(frame("update", 7, 44));
+  assert.equal(state.resyncSince, null);
+  assert.deepEqual(state.receive(frame("update", 7, 46), 2000), { apply: false, resync: true });
+});
+
+test("the replay closing the gap ends the wait", () => {
+  const state = new BoardState({ patienceMs: 100 });
+  state.apply(frame("snapshot", 7, 40));
+  state.receive(frame("update", 7, 42), 1000);
+  assert.deepEqual(state.receive(frame("update", 7, 41), 1010), { apply: true, resync: false });
+  state.apply(frame("update", 7, 41));
+  assert.deepEqual(state.receive(frame("update", 7, 42), 1020), { apply: true, resync: false });
+});
+
 test("back-off doubles from the initial step up to the cap, jitter within half a step", () => {
   const options = { initialMs: 100, maxMs: 1000, factor: 2 };
   assert.deepEqual(

@@ -186,6 +186,31 @@ describe("live board", () => {
     );
   });
 
+  test("a frame lost again in the replay does not stall the board past the patience", async () => {
+    let lost = null;
+    const tap = tappedWebSocket({
+      drop: (message) => {
+        if (message.type === "update" && lost === null) lost = message.seq;
+        return message.seq === lost; // the first update, and its replay, never arrive
+      },
+    });
+    const watcher = track(client({ WebSocket: tap.WebSocket, resyncPatienceMs: 100 }));
+    const seqs = [];
+    const resyncs = [];
+    watcher.on("state", (event) => event.resync && resyncs.push(event));
+    watcher.onBoard((board) => seqs.push(board.seq));
+    const first = await until(watcher, "board", () => true);
+    const sdk = await player();
+    await lead(sdk);
+    await earn(sdk, 1); // at least one update after the lost one: the gap is seen
+    await new Promise((resolve) => setTimeout(resolve, 150)); // let the patience run out
+    const score = await earn(sdk, 1).then((result) => result.new_score);
+    await until(watcher, "board", (board) => scoreOf(board, sdk.session.userId) === score);
+    assert.equal(lost, first.seq + 1);
+    assert.equal(resyncs.length, 1);
+    assert.ok(!seqs.includes(lost), `the lost seq ${lost} never arrived: ${seqs}`);
+  });
+
   test("when WebSockets cannot connect the client falls back to the SSE stream", async () => {
     // /healthz answers HTTP but never upgrades, like a proxy that strips the Upgrade header
     const watcher = track(client({ wsUrl: `${BASE_URL.replace(/^http/, "ws")}/healthz` }));

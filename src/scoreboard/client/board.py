@@ -51,9 +51,15 @@ class Board:
 @dataclass
 class BoardState:
     """Apply a message only if its seq is newer within the epoch; an update that skips a seq, or one
-    from another epoch, asks to re-subscribe with `since` (the server replays or sends a snapshot)."""
+    from another epoch, asks to re-subscribe with `since` (the server replays or sends a snapshot).
+
+    `receive` adds the waiting: ask once, ignore frames while the answer is due, and if it has not closed
+    the gap within `patience` seconds (frames lost again, or a server conflating under load) take the next
+    message as truth — every message carries the whole top 10 — so the board never stalls."""
 
     position: Position | None = None
+    patience: float = 3.0
+    resync_since: float | None = None
 
     def judge(self, message: BoardMessage) -> Verdict:
         if self.position is None or message.epoch != self.position.epoch:
@@ -64,7 +70,18 @@ class BoardState:
             return "resync"
         return "apply"
 
+    def receive(self, message: BoardMessage, now: float) -> tuple[bool, bool]:
+        """Whether to apply `message` now, and whether to ask the server for a resync."""
+        verdict = self.judge(message)
+        if verdict != "resync":
+            return verdict == "apply", False
+        if self.resync_since is None:
+            self.resync_since = now
+            return False, True
+        return now - self.resync_since >= self.patience, False
+
     def apply(self, message: BoardMessage) -> Board:
+        self.resync_since = None
         self.position = Position(message.epoch, message.seq)
         return Board(message.epoch, message.seq, tuple(message.top), message.type)
 

@@ -62,6 +62,7 @@ class BoardStream:
         stream_url: str | None = None,
         backoff: Backoff | None = None,
         ws_failures_before_fallback: int = 2,
+        resync_patience: float = 3.0,
         on_state: Callable[[ConnectionState], None] | None = None,
         http: httpx.AsyncClient | None = None,
     ) -> None:
@@ -73,12 +74,11 @@ class BoardStream:
         self.ws_failures_before_fallback = ws_failures_before_fallback
         self._token = token or (lambda: None)
         self._on_state = on_state
-        self._board = BoardState(since)
+        self._board = BoardState(since, resync_patience)
         self._http = http
         self._use_sse = transport == "sse"
         self._ws_failures = 0
         self._closed = False
-        self._resyncing = False
         self._heard = False
         self._socket: ClientConnection | None = None
         self._response: httpx.Response | None = None
@@ -154,14 +154,8 @@ class BoardStream:
             return None, False
         message = msgspec.convert(decoded, BoardMessage)
         self._heard = True
-        verdict = self._board.judge(message)
-        if verdict == "resync":
-            ask, self._resyncing = not self._resyncing, True
-            return None, ask
-        if verdict == "stale":
-            return None, False
-        self._resyncing = False
-        return self._board.apply(message), False
+        apply, resync = self._board.receive(message, time.monotonic())
+        return (self._board.apply(message) if apply else None), resync
 
     async def _websocket(self) -> AsyncIterator[Board]:
         try:
@@ -173,7 +167,7 @@ class BoardStream:
             if self.transport == "auto" and self._ws_failures >= self.ws_failures_before_fallback:
                 self._use_sse = True
             raise
-        self._ws_failures, self._resyncing = 0, False
+        self._ws_failures = 0
         async with socket:
             self._socket = socket
             self._tell("live", 0)
@@ -195,7 +189,7 @@ class BoardStream:
         try:
             async with http.stream("GET", self.stream_url, headers=headers, timeout=timeout) as response:
                 response.raise_for_status()
-                self._response, self._resyncing = response, False
+                self._response = response
                 self._tell("live", 0)
                 async for board in self._events(response):
                     yield board
