@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: serve test lint typecheck pytest demo bench clean
+.PHONY: serve test lint typecheck pytest demo bench screenshot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ serve: $(STAMP)  ## run the service embedded (SQLite + in-memory), on http://127
 test: lint typecheck pytest  ## the whole suite: lint, types, every test tier
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -29,6 +29,9 @@ pytest: $(STAMP)
 
 bench: $(STAMP)  ## end-to-end benchmarks against a real `scoreboard serve` (see docs/benchmarks.md)
 	$(BIN)/python bench/score_updates.py
+
+screenshot: $(STAMP)  ## docs/screenshot.png and docs/screenshot-phone.png (needs Debian's chromium)
+	$(BIN)/python scripts/screenshot.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

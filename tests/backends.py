@@ -8,6 +8,7 @@ CI must never pass by skipping a tier.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from functools import cache
 from typing import NoReturn
@@ -49,6 +50,17 @@ def require(name: str) -> None:
 
 def unavailable(reason: str) -> NoReturn:
     """Skip with `reason`; under CI (SCOREBOARD_REQUIRE_ALL_BACKENDS=1) fail instead."""
+    if all_required():
+        pytest.fail(f"{reason} (SCOREBOARD_REQUIRE_ALL_BACKENDS=1: tiers may not be skipped)")
+    pytest.skip(reason)
+
+
+def require_program(name: str) -> str:
+    """The path of the `name` program (node, chromium); skip (or, under CI, fail) when it is missing."""
+    path = shutil.which(name)
+    if path:
+        return path
+    reason = f"{name} is not installed (Debian package: .ci/run installs it)"
     if all_required():
         pytest.fail(f"{reason} (SCOREBOARD_REQUIRE_ALL_BACKENDS=1: tiers may not be skipped)")
     pytest.skip(reason)

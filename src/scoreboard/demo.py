@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import os
 import random
 import secrets
@@ -17,6 +15,7 @@ import httpx
 import uvicorn
 
 from scoreboard.app import create_app
+from scoreboard.client import ScoreboardClient, ScoreboardError
 from scoreboard.config import Settings
 from scoreboard.server_options import uvicorn_options
 
@@ -90,9 +89,9 @@ async def run_demo(settings: Settings, options: DemoOptions) -> None:
 
 async def _play(base: str, options: DemoOptions) -> None:
     deadline = time.monotonic() + options.duration if options.duration else None
-    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-        players = [await _join(client, i) for i in range(options.players)]
-        tasks = [asyncio.create_task(_player(client, p, options.pace, deadline)) for p in players]
+    async with httpx.AsyncClient(timeout=10) as http:
+        players = [await _join(ScoreboardClient(base, http=http), i) for i in range(options.players)]
+        tasks = [asyncio.create_task(_player(p, options.pace, deadline)) for p in players]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -104,37 +103,25 @@ async def _play(base: str, options: DemoOptions) -> None:
 
 @dataclass
 class Player:
-    user_id: str
-    name: str
-    headers: dict[str, str]
+    client: ScoreboardClient
     skill: float
 
 
-async def _join(client: httpx.AsyncClient, index: int) -> Player:
+async def _join(client: ScoreboardClient, index: int) -> Player:
     name = f"{NAMES[index % len(NAMES)]}-{secrets.token_hex(2)}"
     password = secrets.token_urlsafe(16)
-    display = name.split("-")[0].capitalize()
-    registered = await client.post(
-        "/api/auth/register", json={"username": name, "password": password, "display_name": display}
-    )
-    registered.raise_for_status()
-    login = await client.post("/api/auth/login", json={"username": name, "password": password})
-    login.raise_for_status()
-    token = login.json()["access_token"]
-    client.cookies.clear()
-    return Player(_subject(token), name, {"Authorization": f"Bearer {token}"}, random.uniform(0.5, 2.0))
+    await client.register(name, password, display_name=name.split("-")[0].capitalize())
+    await client.login(name, password)
+    return Player(client, random.uniform(0.5, 2.0))
 
 
-def _subject(token: str) -> str:
-    payload = token.split(".")[1]
-    return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"])
-
-
-async def _player(client: httpx.AsyncClient, player: Player, pace: float, deadline: float | None) -> None:
+async def _player(player: Player, pace: float, deadline: float | None) -> None:
+    """Completes actions at a random pace; a refused one (a quota, a restart) is simply skipped."""
     while deadline is None or time.monotonic() < deadline:
-        await asyncio.sleep(random.expovariate(player.skill / pace))
-        ticket = await client.post("/api/actions", json={"type": "default"}, headers=player.headers)
-        if ticket.status_code != 201:
-            continue
-        body = {"user_id": player.user_id, "action_id": ticket.json()["action_id"]}
-        await client.post("/api/score/update", json=body, headers=player.headers)
+        pause = random.expovariate(player.skill / pace)
+        if deadline is not None and time.monotonic() + pause >= deadline:
+            return
+        await asyncio.sleep(pause)
+        with contextlib.suppress(ScoreboardError):
+            ticket = await player.client.request_action()
+            await player.client.complete_action(ticket.action_id)

@@ -20,6 +20,10 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "proxy_headers": False,
     "ws_max_size": WS_MAX_SIZE,
     "ws_per_message_deflate": False,
+    # On a stop signal the hub ends subscribed SSE streams and closes WebSockets with 1001
+    # (realtime/farewell.py); a stream that is not subscribed would keep uvicorn waiting forever, so
+    # whatever is still open after this many seconds is cancelled.
+    "timeout_graceful_shutdown": 3,
 }
 
 

@@ -13,6 +13,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,6 +39,7 @@ from tests.e2e.server import Server, Servers
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 
 OPEN = {"SCOREBOARD_ACTION_POLICY": "open"}
+REPOSITORY = Path(__file__).resolve().parents[2]
 LEADER_HEAD_START = 5
 MAX_MESSAGE_BYTES = 4096
 FLOOD_LIMIT = 30  # messages per 10 s window
@@ -395,4 +397,9 @@ async def test_the_page_references_its_script_and_the_script_is_served(server: S
         script = await http.get("/static/app.js")
         assert script.status_code == 200
         assert script.headers["content-type"].startswith("text/javascript")
-        assert "/ws" in script.text
+        assert 'from "/static/scoreboard.js"' in script.text
+
+        sdk = await http.get("/static/scoreboard.js")
+        assert sdk.status_code == 200
+        assert sdk.headers["content-type"].startswith("text/javascript")
+        assert sdk.text == (REPOSITORY / "clients" / "js" / "scoreboard.js").read_text("utf-8")

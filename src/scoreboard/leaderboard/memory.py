@@ -17,10 +17,16 @@ from scoreboard.domain.ranking import TOP_SIZE, RankKey, entry_key, row_entry, t
 from scoreboard.leaderboard.base import Applied, RebuildSource, row_chunks
 from scoreboard.leaderboard.encoding import encode_board
 
+_last_epoch = 0
+
 
 def new_epoch() -> int:
-    """Epochs are creation times in milliseconds: a restarted or rebuilt board never reuses one."""
-    return time.time_ns() // 1_000_000
+    """Epochs are creation times in milliseconds: a restarted or rebuilt board never reuses one — not
+    even two rebuilds within one millisecond, which would otherwise share an epoch (and a client at
+    seq 0 of the first would ignore the second's snapshot as stale)."""
+    global _last_epoch
+    _last_epoch = max(time.time_ns() // 1_000_000, _last_epoch + 1)
+    return _last_epoch
 
 
 class MemoryLeaderboard:

@@ -1,171 +1,228 @@
-// The live scoreboard page: a WebSocket subscriber that applies the seq/epoch rule, animates rank
-// changes, and a small panel to register, log in and complete actions through the real API.
+// The live scoreboard page, built on the SDK (scoreboard.js): the SDK keeps the connection, applies the
+// seq/epoch rule and the session; this file only renders, animates and announces.
+import { ScoreboardClient } from "/static/scoreboard.js";
+
 const $ = (id) => document.getElementById(id);
-const CHANNEL = "scoreboard_updates";
-const board = { epoch: null, seq: -1, top: [] };
-let socket = null;
-let attempt = 0;
-let session = JSON.parse(sessionStorage.getItem("scoreboard.session") || "null");
+const SESSION_KEY = "scoreboard.session";
+const client = new ScoreboardClient({ session: JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null") });
+let shown = []; // the entries on screen, for diffs and announcements
+let mine = null; // {score, rank} of the signed-in user
+let mineRequest = 0;
+let rendered = false; // the first board is not news: announce changes only after it
 
-function setConnection(state, text) {
+// --- connection state ------------------------------------------------------------------------------
+
+const STATE_TEXT = {
+  idle: "connecting…",
+  connecting: "connecting…",
+  live: "live",
+  reconnecting: "reconnecting…",
+  offline: "offline — waiting for the network",
+  closed: "disconnected",
+};
+
+client.on("state", ({ state, transport, retryInMs }) => {
   const el = $("connection");
-  el.className = `state ${state}`;
+  let text = STATE_TEXT[state] ?? state;
+  if (state === "live" && transport === "sse") text = "live (event stream)";
+  if (state === "reconnecting" && retryInMs !== undefined) text = `reconnecting in ${Math.ceil(retryInMs / 1000)} s…`;
+  el.className = `state ${state === "live" ? "live" : state === "offline" ? "offline" : "connecting"}`;
+  el.dataset.state = state;
   el.textContent = text;
+});
+
+// --- the board -------------------------------------------------------------------------------------
+
+client.onBoard((board) => {
+  render(board.top);
+  $("board-meta").textContent = `epoch ${board.epoch} · update ${board.seq}`;
+  $("board").dataset.seq = String(board.seq);
+  if (client.session) followMine(board.top);
+});
+
+// In the top 10 the board itself says where I am; outside it, ask the API — at most once per
+// MINE_EVERY_MS however fast the board moves, so a thousand open pages do not become a thousand
+// requests per update.
+const MINE_EVERY_MS = 2000;
+let mineTimer = null;
+let mineLast = 0;
+function followMine(top) {
+  const entry = top.find((e) => e.user_id === client.session.userId);
+  if (entry) {
+    clearTimeout(mineTimer);
+    mineTimer = null;
+    mineRequest += 1; // an answer still in flight is older than this
+    showMine({ score: entry.score, rank: entry.rank });
+    return;
+  }
+  if (mineTimer) return;
+  const wait = Math.max(0, mineLast + MINE_EVERY_MS - Date.now());
+  mineTimer = setTimeout(() => {
+    mineTimer = null;
+    mineLast = Date.now();
+    refreshMine();
+  }, wait);
 }
 
-function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/ws`);
-  setConnection("connecting", attempt ? "reconnecting…" : "connecting…");
-  socket.onopen = () => {
-    attempt = 0;
-    const subscribe = { type: "subscribe", channel: CHANNEL };
-    if (board.epoch !== null) subscribe.since = { epoch: board.epoch, seq: board.seq };
-    socket.send(JSON.stringify(subscribe));
-    setConnection("live", "live");
-  };
-  socket.onmessage = (event) => receive(JSON.parse(event.data));
-  socket.onclose = () => {
-    const delay = Math.min(15000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2);
-    attempt += 1;
-    setConnection("offline", `offline — retrying in ${Math.ceil(delay / 1000)}s`);
-    setTimeout(connect, delay);
-  };
-}
-
-// The seq rule: a snapshot or a new epoch is the truth; within an epoch only newer seqs apply.
-function receive(message) {
-  if (message.type === "error") { console.warn("scoreboard:", message.code, message.detail); return; }
-  if (message.type !== "snapshot" && message.type !== "update") return;
-  const newEpoch = message.epoch !== board.epoch;
-  if (message.type === "update" && !newEpoch && message.seq <= board.seq) return;
-  board.epoch = message.epoch;
-  board.seq = message.seq;
-  render(message.top);
+function row(entry) {
+  const li = document.createElement("li");
+  li.dataset.user = entry.user_id;
+  for (const part of ["rank", "name", "score"]) {
+    const span = document.createElement("span");
+    span.className = part;
+    li.append(span);
+  }
+  return li;
 }
 
 function render(top) {
   const list = $("board");
   const before = new Map([...list.children].map((li) => [li.dataset.user, li.getBoundingClientRect().top]));
-  const previous = new Map(board.top.map((e) => [e.user_id, e]));
+  const previous = new Map(shown.map((entry) => [entry.user_id, entry]));
+  const existing = new Map([...list.children].map((li) => [li.dataset.user, li]));
   const rows = top.map((entry) => {
-    let li = list.querySelector(`li[data-user="${CSS.escape(entry.user_id)}"]`);
-    if (!li) {
-      li = document.createElement("li");
-      li.dataset.user = entry.user_id;
-      li.innerHTML = '<span class="rank"></span><span class="name"></span><span class="score"></span>';
-    }
+    const li = existing.get(entry.user_id) ?? row(entry);
     li.querySelector(".rank").textContent = entry.rank;
     li.querySelector(".name").textContent = entry.display_name;
     li.querySelector(".score").textContent = entry.score.toLocaleString();
-    li.classList.toggle("me", session !== null && entry.user_id === session.userId);
+    li.classList.toggle("me", entry.user_id === client.session?.userId);
     const old = previous.get(entry.user_id);
-    li.classList.toggle("changed", !old || old.score !== entry.score);
+    li.dataset.move = !old ? "new" : entry.rank < old.rank ? "up" : entry.rank > old.rank ? "down" : "";
+    li.setAttribute("aria-label", `rank ${entry.rank}: ${entry.display_name}, ${entry.score} points`);
+    if (old && old.score !== entry.score) flash(li);
     return li;
   });
   list.replaceChildren(...rows);
-  for (const li of rows) {  // FLIP: start each row where it was, then let it glide to its new place
+  glide(rows, before);
+  announce(previous, top);
+  shown = top;
+  $("empty").hidden = top.length > 0;
+}
+
+// FLIP: start each moved row where it was, then let it glide to its new place.
+function glide(rows, before) {
+  for (const li of rows) {
     const was = before.get(li.dataset.user);
     const delta = was === undefined ? 0 : was - li.getBoundingClientRect().top;
-    if (delta) {
-      li.style.transition = "none";
-      li.style.transform = `translateY(${delta}px)`;
-      requestAnimationFrame(() => { li.style.transition = ""; li.style.transform = ""; });
-    }
+    if (!delta) continue;
+    li.style.transition = "none";
+    li.style.transform = `translateY(${delta}px)`;
+    requestAnimationFrame(() => {
+      li.style.transition = "";
+      li.style.transform = "";
+    });
   }
-  announce(previous, top);
-  board.top = top;
-  $("empty").hidden = top.length > 0;
-  $("board-meta").textContent = `epoch ${board.epoch} · update ${board.seq}`;
-  if (session) refreshMine();
+}
+
+function flash(li) {
+  li.classList.remove("changed");
+  void li.offsetWidth; // restart the animation
+  li.classList.add("changed");
 }
 
 function announce(previous, top) {
+  if (!rendered) {
+    rendered = true;
+    return;
+  }
+  const messages = [];
   const leader = top[0];
-  const oldLeader = board.top[0];
-  if (leader && (!oldLeader || oldLeader.user_id !== leader.user_id)) {
-    $("announcer").textContent = `${leader.display_name} takes the lead with ${leader.score}`;
-  } else if (previous.size && top.some((e) => !previous.has(e.user_id))) {
-    const entrant = top.find((e) => !previous.has(e.user_id));
-    $("announcer").textContent = `${entrant.display_name} enters the top 10 at rank ${entrant.rank}`;
+  if (leader && shown[0]?.user_id !== leader.user_id) messages.push(`${leader.display_name} takes the lead with ${leader.score}.`);
+  for (const entry of top) {
+    if (entry === leader) continue;
+    const old = previous.get(entry.user_id);
+    if (!old) messages.push(`${entry.display_name} enters the top 10 at rank ${entry.rank}.`);
+    else if (entry.rank < old.rank) messages.push(`${entry.display_name} moves up to rank ${entry.rank}.`);
+  }
+  if (messages.length) $("announcer").textContent = messages.slice(0, 3).join(" ");
+}
+
+// --- the signed-in user --------------------------------------------------------------------------
+
+client.on("session", (session) => {
+  if (session) sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  else sessionStorage.removeItem(SESSION_KEY);
+  showSession();
+});
+
+function showSession() {
+  const session = client.session;
+  $("auth-form").hidden = session !== null;
+  $("session").hidden = session === null;
+  $("you").hidden = session === null;
+  for (const li of $("board").children) li.classList.toggle("me", li.dataset.user === session?.userId);
+  if (!session) {
+    mine = null;
+    return;
+  }
+  $("me").textContent = session.username;
+  refreshMine();
+}
+
+// My score and rank come from GET /api/users/{id}/score, so they show even outside the top 10.
+async function refreshMine() {
+  const request = ++mineRequest;
+  try {
+    const score = await client.userScore();
+    if (request === mineRequest) showMine(score);
+  } catch (error) {
+    if (error.status === 404) client.setSession(null);
   }
 }
 
-async function api(path, body, auth = true) {
-  const headers = { "Content-Type": "application/json" };
-  if (auth && session) headers.Authorization = `Bearer ${session.accessToken}`;
-  const response = await fetch(path, { method: "POST", headers, body: JSON.stringify(body ?? {}), credentials: "omit" });
-  if (response.status === 401 && auth && session && await refresh()) return api(path, body, auth);
-  const data = response.status === 204 ? null : await response.json();
-  if (!response.ok) throw Object.assign(new Error(data?.detail || response.statusText), { data, status: response.status });
-  return data;
+function showMine({ score, rank }) {
+  if (mine && rank !== null && mine.rank !== rank) {
+    const way = mine.rank === null || rank < mine.rank ? "up" : "down";
+    $("announcer").textContent = `You moved ${way} to rank ${rank}.`;
+  }
+  mine = { score, rank };
+  $("my-score").textContent = score.toLocaleString();
+  $("my-unit").textContent = score === 1 ? "point" : "points";
+  $("my-rank").textContent = rank ?? "–";
 }
 
-function remember(tokens, username) {
-  const claims = JSON.parse(atob(tokens.access_token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
-  session = { accessToken: tokens.access_token, refreshToken: tokens.refresh_token, userId: claims.sub, username };
-  sessionStorage.setItem("scoreboard.session", JSON.stringify(session));
-  showSession();
+function say(text) {
+  $("message").textContent = text;
 }
-
-async function refresh() {
-  try {
-    const tokens = await api("/api/auth/refresh", { refresh_token: session.refreshToken }, false);
-    remember(tokens, session.username);
-    return true;
-  } catch { forget(); return false; }
-}
-
-function forget() {
-  session = null;
-  sessionStorage.removeItem("scoreboard.session");
-  showSession();
-}
-
-function showSession() {
-  $("auth-form").hidden = session !== null;
-  $("session").hidden = session === null;
-  if (session) { $("me").textContent = session.username; refreshMine(); }
-}
-
-async function refreshMine() {
-  const response = await fetch(`/api/users/${session.userId}/score`);
-  if (!response.ok) return;
-  const mine = await response.json();
-  $("my-score").textContent = mine.score.toLocaleString();
-  $("my-rank").textContent = mine.rank ?? "–";
-}
-
-function say(text) { $("message").textContent = text; }
 
 async function credentials(kind) {
   const username = $("username").value.trim();
   const password = $("password").value;
   try {
-    if (kind === "register") await api("/api/auth/register", { username, password }, false);
-    remember(await api("/api/auth/login", { username, password }, false), username);
+    if (kind === "register") await client.register(username, password);
+    await client.login(username, password);
     say(kind === "register" ? "Welcome! Complete an action to score." : "");
-  } catch (error) { say(error.message); }
+    $("complete").focus();
+  } catch (error) {
+    say(error.message);
+  }
 }
 
 async function completeAction() {
   const button = $("complete");
   button.disabled = true;
   try {
-    const ticket = await api("/api/actions", { type: "default" });
-    const result = await api("/api/score/update", { user_id: session.userId, action_id: ticket.action_id });
-    $("my-score").textContent = result.new_score.toLocaleString();
-    $("my-rank").textContent = result.rank ?? "–";
+    const ticket = await client.requestAction("default");
+    const result = await client.completeAction(ticket.action_id);
+    showMine({ score: result.new_score, rank: result.rank ?? mine?.rank ?? null });
     say(`+${ticket.points} — your score is ${result.new_score}`);
-  } catch (error) { say(error.message); } finally { button.disabled = false; }
+  } catch (error) {
+    say(error.message);
+  } finally {
+    button.disabled = false;
+    button.focus();
+  }
 }
 
-$("auth-form").addEventListener("submit", (event) => { event.preventDefault(); credentials("login"); });
-$("register").addEventListener("click", () => credentials("register"));
+$("auth-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  credentials("login");
+});
+$("register").addEventListener("click", () => $("auth-form").reportValidity() && credentials("register"));
 $("complete").addEventListener("click", completeAction);
 $("logout").addEventListener("click", async () => {
-  try { await api("/api/auth/logout"); } catch { /* already gone */ }
-  forget();
+  await client.logout().catch(() => {});
+  say("Signed out.");
+  $("username").focus();
 });
 showSession();
-connect();
