@@ -69,7 +69,8 @@ def main_config(prefix: Path) -> str:
     return f"""{user}worker_processes 2;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
-events {{ worker_connections 4096; }}
+worker_rlimit_nofile 20000;
+events {{ worker_connections 16384; }}
 http {{
     access_log {prefix}/access.log;
     client_body_temp_path {prefix}/body;
