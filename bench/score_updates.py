@@ -159,7 +159,7 @@ class Server:
         self.log_path = folder / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> Server:
+    def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBOARD_")}
         env.update(
             SCOREBOARD_DATABASE_URL=f"sqlite:///{self.folder / 'scoreboard.db'}",
@@ -172,12 +172,15 @@ class Server:
             SCOREBOARD_LOG_FORMAT="json",
         )
         env.update(self.extra_env)
-        script = Path(sys.executable).with_name("scoreboard")
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "scoreboard.cli"]
-        command += ["serve", "--host", HOST, "--port", str(self.port)]
+        return env
+
+    def command(self) -> list[str]:
+        return [*scoreboard_command(), "serve", "--host", HOST, "--port", str(self.port)]
+
+    def __enter__(self) -> Server:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                command, cwd=self.folder, env=env, stdout=log, stderr=subprocess.STDOUT
+                self.command(), cwd=self.folder, env=self.environment(), stdout=log, stderr=subprocess.STDOUT
             )
         try:
             self._wait_ready()
@@ -232,6 +235,12 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def scoreboard_command() -> list[str]:
+    """The `scoreboard` command of the Python running this script (the project's .venv)."""
+    script = Path(sys.executable).with_name("scoreboard")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "scoreboard.cli"]
 
 
 def free_port() -> int:
