@@ -70,7 +70,7 @@ class Settings:
     max_body_bytes: int = 4096
     role: str = "all"
     trusted_proxies: tuple[str, ...] = ()
-    ws_max_connections: int = 10_000
+    ws_max_connections: int = 20_000
     ws_max_connections_per_address: int = 50
     ws_ping_interval_seconds: float = 20.0
     ws_ping_timeout_seconds: float = 20.0

@@ -136,18 +136,25 @@ async def test_one_address_may_hold_only_its_share_of_connections(server: Server
     refused_before = await metric(
         server, "scoreboard_realtime_refused_connections_total", reason="address_limit"
     )
-    async with holding(server, [None] * PER_ADDRESS) as held:
-        status, headers, problem = await refusal(server)
+    crowd = "203.0.113.50"
+    async with holding(server, [crowd] * PER_ADDRESS) as held:
+        status, headers, problem = await refusal(server, **forwarded_for(crowd))
         assert (status, problem["code"], problem["status"]) == (429, "too_many_connections", 429)
         assert int(headers["Retry-After"]) > 0
         async with watching(server, **forwarded_for("198.51.100.7")) as elsewhere:
             assert (await elsewhere.next())["type"] == "snapshot"  # another address is not affected
         await held[0].ws.close()
-        async with watching(server, **forwarded_for("127.0.0.1")) as again:  # the freed slot is usable
+        async with watching(server, **forwarded_for(crowd)) as again:  # the freed slot is usable
             assert (await again.next())["type"] == "snapshot"
 
     after = await metric(server, "scoreboard_realtime_refused_connections_total", reason="address_limit")
     assert after == refused_before + 1
+
+
+async def test_a_loopback_peer_counts_only_towards_the_total(server: Server) -> None:
+    """A local proxy not listed as trusted, or a load test: every client shows as 127.0.0.1."""
+    async with holding(server, [None] * (PER_ADDRESS + 1)) as held:
+        assert len(held) == PER_ADDRESS + 1
 
 
 async def test_the_server_holds_at_most_its_total_of_connections(server: Server) -> None:
@@ -173,6 +180,14 @@ def test_the_gate_refuses_the_first_connection_over_a_cap(
     gate.release(opened[0])
     assert gate.admit(opened[-1]) is None
     assert gate.open == len(opened) - 1
+
+
+def test_the_gate_holds_loopback_peers_to_the_total_only() -> None:
+    gate = ConnectionGate(total=4, per_address=2)
+
+    answers = [gate.admit(address) for address in ["127.0.0.1"] * 3 + ["::1", "127.0.0.1"]]
+
+    assert answers == [None, None, None, None, Refusal.TOTAL_LIMIT]
 
 
 # --- Origin allowlist ------------------------------------------------------------------------------

@@ -3,13 +3,19 @@
 Each open WebSocket costs a task, a mailbox and socket buffers; without caps one client (or a few)
 could open connections until the process runs out of memory or file descriptors. The address is
 the one uvicorn reports: the peer, or the `X-Forwarded-For` client when the peer is a trusted proxy
-(`FORWARDED_ALLOW_IPS`, loopback by default), so behind NGINX the cap applies per real client.
+(`SCOREBOARD_TRUSTED_PROXIES`), so behind NGINX the cap applies per real client.
+
+A loopback peer is held only to the total: it is a process on this host — a local proxy not (yet)
+listed as trusted, which would otherwise squeeze every client into one address's share, or a load
+test — not a remote client hogging the server.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from enum import StrEnum
+from functools import lru_cache
 
 
 class Refusal(StrEnum):
@@ -27,7 +33,7 @@ class ConnectionGate:
 
     def admit(self, address: str) -> Refusal | None:
         """Takes a slot for `address`, or says which cap refuses it (and takes nothing)."""
-        if self._open[address] >= self.per_address:
+        if self._open[address] >= self.per_address and not is_loopback(address):
             return Refusal.ADDRESS_LIMIT
         if self._count >= self.total:
             return Refusal.TOTAL_LIMIT
@@ -44,3 +50,11 @@ class ConnectionGate:
     @property
     def open(self) -> int:
         return self._count
+
+
+@lru_cache(maxsize=4096)
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
