@@ -230,3 +230,33 @@ def test_a_negative_login_setting_is_refused_with_its_name(name: str) -> None:
 def test_an_unparseable_limit_is_refused_naming_it(settings: Settings) -> None:
     with pytest.raises(ValueError, match="rate limit address: cannot parse 'lots'"):
         LimitSet.from_settings(replace(settings, rate_limit_per_address="lots"))
+
+
+@pytest.mark.parametrize("loopback", ["127.0.0.1", "::1"])
+async def test_a_loopback_peer_has_no_per_address_budget_but_per_user_limits_still_hold(
+    make_api: Callable[..., Any], settings: Settings, loopback: str
+) -> None:
+    """A local proxy not listed as trusted (every client would share its address) or a test."""
+    api: Api = await make_api(
+        settings,
+        rate_limit_register="2/minute",
+        rate_limit_per_address="1/minute",
+        rate_limit_actions="3/minute",
+    )
+    async with client_at(api, loopback) as local:
+        registered = [
+            (
+                await local.post(
+                    "/api/auth/register", json={"username": f"lo{uuid.uuid4().hex[:8]}", "password": PASSWORD}
+                )
+            ).status_code
+            for _ in range(4)
+        ]
+        user = await api.user()
+        tickets = [
+            (await local.post("/api/actions", json={"type": "default"}, headers=user.auth)).status_code
+            for _ in range(4)
+        ]
+
+    assert registered == [201] * 4
+    assert tickets == [201, 201, 201, 429]  # the user's own limit, not the address budget (1/minute)

@@ -12,10 +12,10 @@ test — not a remote client hogging the server.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from enum import StrEnum
-from functools import lru_cache
+
+from scoreboard.domain.addresses import is_loopback
 
 
 class Refusal(StrEnum):
@@ -50,11 +50,3 @@ class ConnectionGate:
     @property
     def open(self) -> int:
         return self._count
-
-
-@lru_cache(maxsize=4096)
-def is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False

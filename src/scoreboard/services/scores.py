@@ -11,6 +11,7 @@ import structlog
 
 from scoreboard.broker.base import ScoreEvents
 from scoreboard.domain.actions import ActionCatalog, ActionPolicy, issue_ticket
+from scoreboard.domain.addresses import is_loopback
 from scoreboard.domain.errors import ActingForAnotherUser, ActionNotPermitted, UserNotFound
 from scoreboard.domain.model import Board, Principal, RankedEntry, ScoreEntry, Ticket
 from scoreboard.leaderboard.base import Leaderboard
@@ -89,11 +90,12 @@ class ScoreService:
         await self._admit(self._limits.score_updates, caller, address)
 
     async def _admit(self, rules: Rules, caller: Principal, address: str) -> None:
-        """Per user, then per client address (one budget shared by tickets and updates). An endpoint
-        whose own limit is `off` is not limited by address either."""
+        """Per user, then per remote client address (one budget shared by tickets and updates). An
+        endpoint whose own limit is `off` is not limited by address either."""
         if rules.enabled:
             await self._throttle.hit(rules, caller.user_id)
-            await self._throttle.hit(self._limits.address, address)
+            if not is_loopback(address):
+                await self._throttle.hit(self._limits.address, address)
 
     async def update(self, caller: Principal, user_id: str, action_id: str) -> ScoreUpdated:
         """Redeem `action_id` for `user_id`: exactly once, then apply it to the board."""
