@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import math
 import resource
-import secrets
 import sys
 import tempfile
 import time
@@ -45,12 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test tier
 
 from cluster_fanout import Subscribers
 from score_updates import Account, Drive, drive_wrk
-from tests.backends import REDIS_URL
-from tests.e2e.cluster import TEST_RATES
+from tests.e2e.cluster import TEST_RATES, shared_backends
 from tests.e2e.nginx import Nginx
 from tests.e2e.server import Server, Servers
-from tests.isolation import delete_redis_prefix, unique
-from tests.postgres_support import private_database
 
 PASSWORD = "bench-password-0123"
 
@@ -124,15 +120,11 @@ async def stored_total(database: str) -> int:
 async def measure(topology: str, args: argparse.Namespace, root: Path) -> Result:
     behind_nginx, _, count = topology.rpartition(":")
     instances = int(count)
-    prefix = unique("bench")
     servers = Servers(root / topology.replace(":", "-"))
-    async with private_database() as database:
+    async with shared_backends("bench") as shared:
+        database = str(shared["SCOREBOARD_DATABASE_URL"])
         env = {
-            "SCOREBOARD_DATABASE_URL": database,
-            "SCOREBOARD_REDIS_URL": REDIS_URL,
-            "SCOREBOARD_REDIS_PREFIX": prefix,
-            "SCOREBOARD_JWT_SECRET": secrets.token_urlsafe(48),
-            "SCOREBOARD_ACTION_POLICY": "open",
+            **shared,
             "SCOREBOARD_TRUSTED_PROXIES": "127.0.0.1",
             "SCOREBOARD_LOG_LEVEL": "warning",
             # Every subscriber is 127.0.0.1 here: lift the per-address cap on WebSocket connections.
@@ -166,7 +158,6 @@ async def measure(topology: str, args: argparse.Namespace, root: Path) -> Result
             if nginx is not None:
                 nginx.stop()
             servers.stop_all()
-            await delete_redis_prefix(prefix)
 
 
 async def broadcast(

@@ -55,23 +55,37 @@ class Cluster:
 
 
 @asynccontextmanager
+async def shared_backends(tag: str = "test") -> AsyncIterator[dict[str, str | None]]:
+    """The settings of instances that share a private PostgreSQL database, Redis key prefix and
+    signing secret (the open action policy); the keys are removed afterwards, the database dropped."""
+    require("redis")
+    prefix = unique(tag)
+    try:
+        async with private_database() as database:
+            yield {
+                "SCOREBOARD_DATABASE_URL": database,
+                "SCOREBOARD_REDIS_URL": REDIS_URL,
+                "SCOREBOARD_REDIS_PREFIX": prefix,
+                "SCOREBOARD_JWT_SECRET": secrets.token_urlsafe(48),
+                "SCOREBOARD_ACTION_POLICY": "open",
+            }
+    finally:
+        await delete_redis_prefix(prefix)
+
+
+@asynccontextmanager
 async def cluster(
     servers: Servers, root: Path, broker: str = "redis", roles: Sequence[str] = ("all", "all", "all")
 ) -> AsyncIterator[Cluster]:
     """Instances with the given roles sharing a private database and key prefix, NGINX in front of
     every instance that serves the API or the fan-out."""
-    require("redis")
     if broker == "rabbitmq":
         require("rabbitmq")
-    prefix = unique("test")
-    async with private_database() as database:
+    async with shared_backends() as shared:
+        prefix, database = str(shared["SCOREBOARD_REDIS_PREFIX"]), str(shared["SCOREBOARD_DATABASE_URL"])
         env = {
-            "SCOREBOARD_DATABASE_URL": database,
-            "SCOREBOARD_REDIS_URL": REDIS_URL,
-            "SCOREBOARD_REDIS_PREFIX": prefix,
+            **shared,
             "SCOREBOARD_BROKER_URL": AMQP_URL if broker == "rabbitmq" else None,
-            "SCOREBOARD_JWT_SECRET": secrets.token_urlsafe(48),
-            "SCOREBOARD_ACTION_POLICY": "open",
             "SCOREBOARD_TRUSTED_PROXIES": "127.0.0.1",
         }
         instances = [
@@ -86,7 +100,6 @@ async def cluster(
             nginx.stop()
             for server in instances:
                 server.stop()
-            await delete_redis_prefix(prefix)
             if broker == "rabbitmq":
                 await delete_exchanges(f"{prefix}scoreboard.board", f"{prefix}scoreboard.events")
 

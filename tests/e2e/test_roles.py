@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,10 +15,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.backends import REDIS_URL, require
+from tests.e2e.cluster import shared_backends
 from tests.e2e.server import Server, Servers, run_cli
-from tests.isolation import delete_redis_prefix, unique
-from tests.postgres_support import private_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 SUBSCRIBE = json.dumps({"type": "subscribe", "channel": "scoreboard_updates"})
@@ -35,16 +32,7 @@ class Split:
 
 @pytest.fixture
 async def split(servers: Servers) -> AsyncIterator[Split]:
-    require("redis")
-    prefix = unique("test")
-    async with private_database() as database:
-        shared = {
-            "SCOREBOARD_DATABASE_URL": database,
-            "SCOREBOARD_REDIS_URL": REDIS_URL,
-            "SCOREBOARD_REDIS_PREFIX": prefix,
-            "SCOREBOARD_JWT_SECRET": secrets.token_urlsafe(48),
-            "SCOREBOARD_ACTION_POLICY": "open",
-        }
+    async with shared_backends() as shared:
         started = {
             role: servers.start(role, env=shared, args=("--role", role))
             for role in ("api", "realtime", "relay")
@@ -54,7 +42,6 @@ async def split(servers: Servers) -> AsyncIterator[Split]:
         finally:
             for server in started.values():
                 server.stop()
-            await delete_redis_prefix(prefix)
 
 
 async def player(http: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
@@ -127,10 +114,16 @@ async def registrations_from(server: Server, addresses: list[str]) -> list[int]:
         return statuses
 
 
-def logged_clients(server: Server) -> list[str]:
-    """The client address of every logged registration, as the server saw it."""
-    lines = [json.loads(line) for line in server.stderr.splitlines() if line.startswith("{")]
-    return [line["client_ip"] for line in lines if line.get("route") == "/api/auth/register"]
+async def logged_clients(server: Server, count: int) -> list[str]:
+    """The client address of the first `count` logged registrations, as the server saw them (the
+    request's log line is written just after its answer, so wait for it, briefly)."""
+    for _ in range(100):
+        lines = [json.loads(line) for line in server.stderr.splitlines() if line.startswith("{")]
+        clients = [line["client_ip"] for line in lines if line.get("route") == "/api/auth/register"]
+        if len(clients) >= count:
+            return clients
+        await asyncio.sleep(0.05)
+    return clients
 
 
 LIMITED = {"SCOREBOARD_RATE_LIMIT_REGISTER": "2/minute"}
@@ -144,7 +137,7 @@ async def test_a_trusted_proxy_names_the_client_so_per_address_limits_see_each_c
     statuses = await registrations_from(server, ["203.0.113.1"] * 3 + ["203.0.113.2"])
 
     assert statuses == [201, 201, 429, 201]
-    assert logged_clients(server) == ["203.0.113.1"] * 3 + ["203.0.113.2"]
+    assert await logged_clients(server, 4) == ["203.0.113.1"] * 3 + ["203.0.113.2"]
 
 
 async def test_forwarded_for_from_an_untrusted_peer_is_ignored(servers: Servers) -> None:
@@ -152,22 +145,13 @@ async def test_forwarded_for_from_an_untrusted_peer_is_ignored(servers: Servers)
 
     statuses = await registrations_from(server, ["203.0.113.1", "203.0.113.1", "203.0.113.1"])
 
-    assert logged_clients(server) == ["127.0.0.1"] * 3  # the real peer, whatever the header says
+    assert await logged_clients(server, 3) == ["127.0.0.1"] * 3  # the real peer, whatever the header says
     # ... and a loopback peer (a local proxy not listed as trusted, a test) has no per-address budget
     assert statuses == [201, 201, 201]
 
 
 async def test_several_workers_on_one_port_share_one_board(servers: Servers) -> None:
-    require("redis")
-    prefix = unique("test")
-    async with private_database() as database:
-        env = {
-            "SCOREBOARD_DATABASE_URL": database,
-            "SCOREBOARD_REDIS_URL": REDIS_URL,
-            "SCOREBOARD_REDIS_PREFIX": prefix,
-            "SCOREBOARD_JWT_SECRET": secrets.token_urlsafe(48),
-            "SCOREBOARD_ACTION_POLICY": "open",
-        }
+    async with shared_backends() as env:
         server = servers.start("workers", env=env, args=("--workers", "2"))
         try:
             children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
@@ -189,7 +173,6 @@ async def test_several_workers_on_one_port_share_one_board(servers: Servers) -> 
                 await watcher.__aexit__(None, None, None)
         finally:
             server.stop()
-            await delete_redis_prefix(prefix)
 
     assert len(workers) == 2, "two worker processes under one supervisor"
     assert len({tuple(seqs) for seqs in seen}) == 1, "every socket, on either worker, saw the same updates"
