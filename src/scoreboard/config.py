@@ -61,7 +61,7 @@ class Settings:
     rate_limit_actions: str = "20/second;600/minute"
     rate_limit_per_address: str = "200/second;6000/minute"
     login_attempts_per_hour: int = 100
-    login_backoff_free: int = 3
+    login_backoff_free: int = 5  # as many as RATE_LIMIT_LOGIN's default 5/minute allows
     login_backoff_max_seconds: int = 900
     allowed_origins: tuple[str, ...] = ()
     public_scoreboard: bool = True

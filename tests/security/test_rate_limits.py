@@ -215,7 +215,7 @@ def test_the_login_defences_are_on_by_default_with_the_documented_values() -> No
     settings = Settings.from_env({})
 
     assert settings.rate_limit_per_address == "200/second;6000/minute"
-    assert (settings.login_attempts_per_hour, settings.login_backoff_free) == (100, 3)
+    assert (settings.login_attempts_per_hour, settings.login_backoff_free) == (100, 5)
     assert settings.login_backoff_max_seconds == 900
 
 
@@ -260,3 +260,22 @@ async def test_a_loopback_peer_has_no_per_address_budget_but_per_user_limits_sti
 
     assert registered == [201] * 4
     assert tickets == [201, 201, 201, 429]  # the user's own limit, not the address budget (1/minute)
+
+
+async def test_with_the_default_login_settings_five_failures_are_401_and_the_sixth_429(
+    make_api: Callable[..., Any], settings: Settings
+) -> None:
+    """API.md: RATE_LIMIT_LOGIN 5/minute; the back-off must not refuse sooner than that."""
+    defaults = Settings()
+    api: Api = await make_api(
+        settings,
+        rate_limit_login=defaults.rate_limit_login,
+        login_backoff_free=defaults.login_backoff_free,
+        login_attempts_per_hour=defaults.login_attempts_per_hour,
+    )
+    user = await api.user()
+    wrong = {"username": user.username, "password": "not the password at all"}
+
+    statuses = [(await api.http.post("/api/auth/login", json=wrong)).status_code for _ in range(6)]
+
+    assert statuses == [401] * 5 + [429]
