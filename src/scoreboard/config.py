@@ -58,7 +58,10 @@ class Settings:
     rate_limit_score_updates: str = "10/second;300/minute"
     rate_limit_login: str = "5/minute"
     rate_limit_register: str = "20/minute"
-    rate_limit_actions: str = "20/second;600/minute"
+    # Unset: the same as RATE_LIMIT_SCORE_UPDATES — a ticket is worth one update, so issuing them
+    # faster than they can be redeemed buys nothing, and `off` for updates (tests, benchmarks) means
+    # tickets are not the bottleneck either.
+    rate_limit_actions: str | None = None
     rate_limit_per_address: str = "200/second;6000/minute"
     login_attempts_per_hour: int = 100
     login_backoff_free: int = 5  # as many as RATE_LIMIT_LOGIN's default 5/minute allows

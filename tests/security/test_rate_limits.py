@@ -279,3 +279,23 @@ async def test_with_the_default_login_settings_five_failures_are_401_and_the_six
     statuses = [(await api.http.post("/api/auth/login", json=wrong)).status_code for _ in range(6)]
 
     assert statuses == [401] * 5 + [429]
+
+
+async def test_ticket_issuance_follows_the_score_update_limit_unless_set(
+    make_api: Callable[..., Any], settings: Settings
+) -> None:
+    followed: Api = await make_api(settings, rate_limit_score_updates="2/minute", rate_limit_actions=None)
+    user = await followed.user()
+    tickets = [
+        (await followed.http.post("/api/actions", json={"type": "default"}, headers=user.auth)).status_code
+        for _ in range(3)
+    ]
+    unlimited: Api = await make_api(settings, rate_limit_score_updates="off", rate_limit_actions=None)
+    other = await unlimited.user()
+    many = [
+        (await unlimited.http.post("/api/actions", json={"type": "default"}, headers=other.auth)).status_code
+        for _ in range(30)
+    ]
+
+    assert tickets == [201, 201, 429]
+    assert many == [201] * 30

@@ -42,7 +42,7 @@ class LimitSet:
             score_updates=Rules.parse("score_updates", settings.rate_limit_score_updates),
             login=login,
             register=Rules.parse("register", settings.rate_limit_register),
-            actions=Rules.parse("actions", settings.rate_limit_actions),
+            actions=Rules.parse("actions", settings.rate_limit_actions or settings.rate_limit_score_updates),
             address=Rules.parse("address", settings.rate_limit_per_address),
             login_attempts=Rules("login_attempts", (RateLimitItemPerHour(per_hour),) if per_hour else ()),
             backoff=Backoff(
