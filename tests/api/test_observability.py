@@ -8,7 +8,6 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,6 @@ from scoreboard.observability.security import COMMON_FIELDS, EVENTS, LOGGER
 from scoreboard.services.outbox import OutboxRelay
 from scoreboard.store.base import RedeemRequest
 from tests.api.support import metric
-from tests.backends import require
 from tests.conftest import PASSWORD, Api, ManualClock
 from tests.faults import PrivateRedis
 
@@ -186,20 +184,15 @@ async def test_every_score_update_outcome_is_a_log_event(api: Api, monkeypatch: 
 
 @pytest.mark.redis
 async def test_readyz_names_the_backend_that_stopped_answering(
-    make_api: Callable[..., Any], settings: Settings, tmp_path: Path
+    make_api: Callable[..., Any], settings: Settings, private_redis: PrivateRedis
 ) -> None:
-    require("redis")
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    try:
-        api: Api = await make_api(settings, redis_url=redis.url)
-        healthy = await api.http.get("/readyz")
-        redis.kill()
-        started = time.monotonic()
-        broken = await api.http.get("/readyz")
-        took = time.monotonic() - started
-    finally:
-        redis.kill()
+    redis = private_redis
+    api: Api = await make_api(settings, redis_url=redis.url)
+    healthy = await api.http.get("/readyz")
+    redis.kill()
+    started = time.monotonic()
+    broken = await api.http.get("/readyz")
+    took = time.monotonic() - started
 
     assert healthy.status_code == 200
     assert healthy.json()["failed"] == []

@@ -11,14 +11,12 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from scoreboard.config import Settings
 from scoreboard.domain.actions import ActionPolicy
-from tests.backends import require
 from tests.conftest import Api, User
 from tests.faults import PrivateRedis
 
@@ -45,32 +43,27 @@ def scores(board: dict[str, Any]) -> dict[str, int]:
 
 
 async def test_redis_lost_and_back_empty_loses_nothing_and_the_board_converges(
-    make_api: Callable[..., Any], settings: Settings, tmp_path: Path
+    make_api: Callable[..., Any], settings: Settings, private_redis: PrivateRedis
 ) -> None:
-    require("redis")
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    try:
-        api: Api = await make_api(settings, redis_url=redis.url, action_policy=ActionPolicy.OPEN)
-        alice, bob = await api.user(), await api.user()
-        for _ in range(3):
-            await update_ok(api, alice)
-        before = (await api.http.get("/api/leaderboard")).json()
-        assert scores(before) == {alice.user_id: 3}
-
-        redis.kill()
-        during = [await update_ok(api, bob) for _ in range(4)]
-        fallback = (await api.http.get("/api/leaderboard")).json()
-        bob_score = (await api.http.get(f"/api/users/{bob.user_id}/score")).json()
-
-        redis.start()  # same port, nothing kept
-        after = await board_when(
-            api, lambda b: b["epoch"] not in (0, before["epoch"]) and len(b["entries"]) == 2, within=15
-        )
+    redis = private_redis
+    api: Api = await make_api(settings, redis_url=redis.url, action_policy=ActionPolicy.OPEN)
+    alice, bob = await api.user(), await api.user()
+    for _ in range(3):
         await update_ok(api, alice)
-        latest = (await api.http.get("/api/leaderboard")).json()
-    finally:
-        redis.kill()
+    before = (await api.http.get("/api/leaderboard")).json()
+    assert scores(before) == {alice.user_id: 3}
+
+    redis.kill()
+    during = [await update_ok(api, bob) for _ in range(4)]
+    fallback = (await api.http.get("/api/leaderboard")).json()
+    bob_score = (await api.http.get(f"/api/users/{bob.user_id}/score")).json()
+
+    redis.start()  # same port, nothing kept
+    after = await board_when(
+        api, lambda b: b["epoch"] not in (0, before["epoch"]) and len(b["entries"]) == 2, within=15
+    )
+    await update_ok(api, alice)
+    latest = (await api.http.get("/api/leaderboard")).json()
 
     assert during == [1, 2, 3, 4], "updates keep being accepted while the cache is away"
     assert scores(fallback) == {alice.user_id: 3, bob.user_id: 4}, "reads fall back to the Store"

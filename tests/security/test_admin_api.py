@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -197,24 +196,19 @@ async def test_a_ban_refuses_the_users_tokens_on_every_instance(
 
 
 async def test_a_ban_whose_tokens_cannot_be_revoked_yet_is_503_and_finished_by_repeating_it(
-    make_api: Callable[..., Any], settings: Settings, tmp_path: Path
+    make_api: Callable[..., Any], settings: Settings, private_redis: PrivateRedis
 ) -> None:
-    require("redis")
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    try:
-        api: Api = await make_api(settings, redis_url=redis.url)
-        cheat, admin = await api.user(), await admin_of(api)
-        await api.earn(cheat, 2)
-        redis.kill()
+    redis = private_redis
+    api: Api = await make_api(settings, redis_url=redis.url)
+    cheat, admin = await api.user(), await admin_of(api)
+    await api.earn(cheat, 2)
+    redis.kill()
 
-        first = await act(api, admin, cheat.user_id, "ban")
-        board_meanwhile = await board_ids(api)  # from the Store while the cache is away
-        redis.start()  # back, empty
-        again = await act(api, admin, cheat.user_id, "ban")
-        refused = await api.http.post("/api/actions", json={"type": "default"}, headers=cheat.auth)
-    finally:
-        redis.kill()
+    first = await act(api, admin, cheat.user_id, "ban")
+    board_meanwhile = await board_ids(api)  # from the Store while the cache is away
+    redis.start()  # back, empty
+    again = await act(api, admin, cheat.user_id, "ban")
+    refused = await api.http.post("/api/actions", json={"type": "default"}, headers=cheat.auth)
 
     body = assert_problem(first, 503, "tokens_not_revoked")
     assert "repeat the ban" in body["detail"]
