@@ -46,10 +46,8 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import signal
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -63,7 +61,7 @@ from fanout_servers import HOST, Profiler, Server, machine_cpu, raise_fd_limit, 
 from fanout_subscribers import Subscribers, event_loop_factory, now_ns
 
 # The HTTP helpers and the record of where a result was measured are shared with the update benchmark.
-from score_updates import BenchError, encode_request, environment
+from score_updates import BenchError, encode_request, environment, in_scratch_folder
 
 PASSWORD = "bench-password-0123"
 BOARD_SIZE = 10
@@ -433,17 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # a plain `kill` must still stop the servers and remove the database and keys (finally blocks)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    folder = Path(tempfile.mkdtemp(prefix="scoreboard-fanout-"))
-    try:
-        return run(args, folder)
-    except BenchError as error:
-        print(f"fanout: {error}", file=sys.stderr)
-        return 2
-    finally:
-        if args.keep:
-            print(f"kept {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+    return in_scratch_folder("fanout", args, run)
 
 
 if __name__ == "__main__":

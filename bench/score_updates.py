@@ -940,19 +940,26 @@ def run(args: argparse.Namespace, folder: Path) -> int:
     return 0 if all(r.verification["passed"] and not r.refused for r in runs) else 1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="scoreboard-bench-"))
+def in_scratch_folder(
+    name: str, args: argparse.Namespace, run: Callable[[argparse.Namespace, Path], int]
+) -> int:
+    """`run(args, folder)` in a fresh temporary folder, removed afterwards unless --keep; a BenchError
+    is one line and exit status 2."""
+    folder = Path(tempfile.mkdtemp(prefix=f"scoreboard-{name}-"))
     try:
         return run(args, folder)
     except BenchError as error:
-        print(f"score_updates: {error}", file=sys.stderr)
+        print(f"{name}: {error}", file=sys.stderr)
         return 2
     finally:
         if args.keep:
             print(f"kept {folder}")
         else:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return in_scratch_folder("score_updates", parse_args(argv), run)
 
 
 if __name__ == "__main__":
