@@ -25,6 +25,7 @@ from jwt import PyJWK, PyJWKClient, PyJWKSet
 from scoreboard.auth.keys import ASYMMETRIC
 from scoreboard.domain.model import Principal, Role
 from scoreboard.observability.logging import get_logger
+from scoreboard.tasks import stop
 
 log = get_logger("scoreboard.auth.external")
 
@@ -157,9 +158,7 @@ class ExternalProvider:
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
 
     def principal(self, claims: dict[str, Any], token: str) -> Principal:
         """Who an external token speaks for: its `sub`, with the roles of its roles claim that

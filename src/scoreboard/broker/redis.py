@@ -34,6 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from scoreboard.broker.base import OnMessage
 from scoreboard.observability.logging import get_logger
+from scoreboard.tasks import stop
 
 DEFAULT_CHANNEL = "scoreboard:board"
 
@@ -103,9 +104,7 @@ class RedisBroker:
 
     async def close(self) -> None:
         if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+            await stop(self._reader)
             self._reader = None
         await self._subscriber.aclose()
         await self._publisher.aclose()

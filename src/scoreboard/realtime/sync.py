@@ -17,6 +17,7 @@ from scoreboard.leaderboard.base import Leaderboard
 from scoreboard.observability.logging import get_logger
 from scoreboard.realtime.hub import Hub
 from scoreboard.realtime.messages import encode_update
+from scoreboard.tasks import stop
 
 log = get_logger("scoreboard.realtime")
 INTERVAL_SECONDS = 2.0
@@ -58,6 +59,4 @@ async def syncing(sync: HubSync) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)

@@ -18,6 +18,7 @@ from scoreboard.services.cache import CacheKeeper
 from scoreboard.services.clock import Clock
 from scoreboard.services.scores import ScoreService
 from scoreboard.store.base import Store
+from scoreboard.tasks import stop
 
 log = get_logger("scoreboard.outbox")
 
@@ -86,8 +87,6 @@ async def running(relay: OutboxRelay) -> AsyncIterator[asyncio.Task[None]]:
     try:
         yield task
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
         with contextlib.suppress(Exception):
             await relay.flush()
